@@ -1,0 +1,1 @@
+../plugins/shared/voicebrush_client.py

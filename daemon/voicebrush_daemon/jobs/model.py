@@ -1,0 +1,79 @@
+"""The job record: what was asked, what was heard, what came out."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+QUEUED, TRANSCRIBING, GENERATING = "queued", "transcribing", "generating"
+DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
+ACTIVE = frozenset({QUEUED, TRANSCRIBING, GENERATING})
+TERMINAL = frozenset({DONE, FAILED, CANCELLED})
+
+DICTATION, GENERATION = "dictation", "generation"
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str  # DICTATION (POST /v1/jobs) or GENERATION (POST /v1/images/generations)
+    status: str = QUEUED
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    transcript: str | None = None
+    prompt: str | None = None
+    negative_prompt: str = ""
+    seed: int | None = None
+    steps: int = 25
+    size: str | None = None  # "WxH", known once the prompt is
+    n: int = 1
+    guidance_scale: float = 7.5
+    scheduler: str | None = None
+    model: str | None = None
+    step: int = 0
+    images: list[str] = field(default_factory=list)  # image names, served at /v1/images/{name}.png
+    error: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Job":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def public(self, image_url) -> dict[str, Any]:
+        """The record as the API shows it; image_url(name) makes each image's URL."""
+        return {
+            "id": self.id,
+            "object": "voicebrush.job",
+            "kind": self.kind,
+            "status": self.status,
+            "created": int(self.created),
+            "finished": int(self.finished) if self.finished else None,
+            "transcript": self.transcript,
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "seed": self.seed,
+            "steps": self.steps,
+            "size": self.size,
+            "n": self.n,
+            "guidance_scale": self.guidance_scale,
+            "scheduler": self.scheduler,
+            "model": self.model,
+            "progress": {"step": self.step, "steps": self.steps},
+            "images": [image_url(name) for name in self.images],
+            "error": self.error,
+            "timings": self.timings,
+        }
+
+
+def error_body(message: str, code: str, type: str = "job_error") -> dict[str, Any]:
+    return {"message": message, "type": type, "code": code, "param": None}

@@ -1,0 +1,353 @@
+"""The one worker thread that owns the models, and the bounded queue in front of it.
+
+diffusers pipelines are not thread-safe (scheduler state), and a GPU runs one job
+well at a time, so every model call happens on this thread. The aiohttp side only
+enqueues and listens: progress comes back as events through
+loop.call_soon_threadsafe, never by blocking the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import io
+import logging
+import queue
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import spoken
+from ..errors import ApiError, EngineOutOfMemory, GenerationCancelled
+from ..imaging.base import GenerationRequest, ImageGenerator
+from ..models import ModelUnavailable
+from ..options import GenerationOptions
+from ..pngmeta import encode_png
+from ..speech.base import Transcriber, TranscribeOptions, Transcript
+from .events import EventHub
+from .model import CANCELLED, DICTATION, DONE, FAILED, GENERATING, TERMINAL, TRANSCRIBING, Job, error_body
+from .store import JobStore, StorageError
+
+log = logging.getLogger(__name__)
+
+PREVIEW_SIDE = 128  # previews are thumbnails: cheap to encode, cheap to send
+
+
+@dataclass
+class Engines:
+    image: ImageGenerator
+    speech: Transcriber
+
+
+@dataclass
+class _JobWork:
+    job: Job
+    options: GenerationOptions
+    samples: np.ndarray | None = None  # decoded speech for a dictation job
+    language: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _TranscriptionWork:
+    samples: np.ndarray
+    options: TranscribeOptions
+    future: concurrent.futures.Future
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+_STOP = object()
+
+
+class JobQueue:
+    def __init__(
+        self,
+        store: JobStore,
+        hub: EventHub,
+        load_engines: Callable[[], Engines],
+        *,
+        max_waiting: int = 16,
+        preview_every: int = 2,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self._load_engines = load_engines
+        self._queue: queue.Queue = queue.Queue(maxsize=max_waiting)
+        self._preview_every = max(1, preview_every)
+        self._active: dict[str, _JobWork] = {}  # queued or running, by job id
+        self._running: str | None = None
+        self._durations: list[float] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self.engines: Engines | None = None
+        self.state = "loading"  # loading -> ready | error
+        self.load_error: BaseException | None = None
+        self.ready = threading.Event()  # set once loading ended, well or not
+        self.fresh_pngs: dict[str, list[bytes]] = {}  # for synchronous routes, popped by them
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, name="voicebrush-worker", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop taking work, cancel what waits and what runs, and join the thread."""
+        self._closing = True
+        for work in list(self._active.values()):
+            work.cancel.set()
+        try:
+            self._queue.put_nowait(_STOP)
+        except queue.Full:
+            pass  # the cancel flags drain it quickly; the thread checks _closing
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # ---- what the routes call (on the event loop) ------------------------------
+
+    def _require_ready(self) -> Engines:
+        if self._closing:
+            raise ApiError(503, "The daemon is shutting down.", "shutting_down")
+        if self.state == "loading":
+            raise ApiError(503, "Models are still loading; try again in a few seconds.", "loading", headers={"Retry-After": "5"})
+        if self.state == "error" or self.engines is None:
+            raise ApiError(503, f"The model failed to load: {self.load_error}", "model_unavailable")
+        return self.engines
+
+    def _put(self, item: Any) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            raise ApiError(
+                429,
+                f"The queue is full ({self._queue.maxsize} waiting); try again shortly.",
+                "queue_full",
+                headers={"Retry-After": str(self.retry_after())},
+            ) from None
+
+    def retry_after(self) -> int:
+        per_job = statistics.median(self._durations[-20:]) if self._durations else 5.0
+        return max(1, min(600, round(per_job * max(1, self.waiting))))
+
+    def submit_job(self, job: Job, options: GenerationOptions, samples: np.ndarray | None = None, language: str | None = None) -> None:
+        engines = self._require_ready()
+        job.model = engines.image.model_id
+        work = _JobWork(job, options, samples, language)
+        self._put(work)
+        self._active[job.id] = work
+        try:
+            self.store.add(job)
+        except StorageError as exc:
+            log.error("%s", exc)  # the job still runs; health reports the disk problem
+
+    def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> "asyncio.Future[Transcript]":
+        self._require_ready()
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._put(_TranscriptionWork(samples, options, future))
+        return asyncio.wrap_future(future)
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a queued or running job to stop. False if it already ended."""
+        work = self._active.get(job_id)
+        if work is None:
+            return False
+        work.cancel.set()
+        return True
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def running(self) -> int:
+        return 1 if self._running else 0
+
+    # ---- the worker thread -----------------------------------------------------
+
+    def _publish(self, job_id: str, event: str, data: dict[str, Any]) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.hub.publish, job_id, event, data)
+
+    def _run(self) -> None:
+        try:
+            self.engines = self._load_engines()
+            self.state = "ready"
+        except BaseException as exc:  # reported by health and 503s, never a dead thread silently
+            self.load_error = exc
+            self.state = "error"
+            if not isinstance(exc, ModelUnavailable):
+                log.exception("model loading failed")
+        finally:
+            self.ready.set()
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            if isinstance(item, _TranscriptionWork):
+                self._transcribe(item)
+            elif isinstance(item, _JobWork):
+                self._running = item.job.id
+                started = time.perf_counter()
+                try:
+                    self._run_job(item)
+                finally:
+                    self._running = None
+                    self._active.pop(item.job.id, None)
+                    self._durations.append(time.perf_counter() - started)
+                    del self._durations[:-50]
+            if self._closing:
+                break
+        # Anything still queued at shutdown ends cancelled, not stuck "queued".
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _JobWork):
+                self._finish(item.job, CANCELLED, error_body("The daemon shut down before this job ran.", "shutdown"))
+                self._active.pop(item.job.id, None)
+            elif isinstance(item, _TranscriptionWork):
+                item.future.set_exception(ApiError(503, "The daemon is shutting down.", "shutting_down"))
+
+    def _transcribe(self, item: _TranscriptionWork) -> None:
+        if not item.future.set_running_or_notify_cancel():
+            return  # the client went away while it waited
+        try:
+            item.future.set_result(self.engines.speech.transcribe(item.samples, item.options))
+        except BaseException as exc:
+            log.exception("transcription failed")
+            item.future.set_exception(exc)
+
+    def _save(self, job: Job) -> None:
+        try:
+            self.store.save(job)
+        except StorageError as exc:
+            log.error("%s", exc)
+
+    def _finish(self, job: Job, status: str, error: dict | None = None) -> None:
+        job.status = status
+        job.error = error
+        job.finished = time.time()
+        self._save(job)
+        self._publish(job.id, status, job.to_dict())
+
+    def _run_job(self, work: _JobWork) -> None:
+        job, options, engines = work.job, work.options, self.engines
+        job.timings["queued_s"] = round(time.perf_counter() - work.enqueued, 4)
+        if work.cancel.is_set():
+            self._finish(job, CANCELLED)
+            return
+        try:
+            prompt, negative, size = options.prompt, options.negative_prompt, options.size
+            if work.samples is not None:
+                job.status = TRANSCRIBING
+                self._save(job)
+                started = time.perf_counter()
+                heard = engines.speech.transcribe(work.samples, TranscribeOptions(language=work.language))
+                job.timings["transcribe_s"] = round(time.perf_counter() - started, 4)
+                job.transcript = heard.text.strip()
+                said = spoken.interpret(job.transcript)
+                prompt = options.prompt or said.prompt  # a typed prompt overrides the speech
+                negative = ", ".join(p for p in (options.negative_prompt, said.negative_prompt) if p)
+                if size is None and said.aspect is not None:
+                    size = spoken.size_for_aspect(said.aspect, engines.image.native_size)
+                job.prompt, job.negative_prompt = prompt, negative
+                self._publish(job.id, "transcript", {"id": job.id, "transcript": job.transcript, "prompt": prompt, "negative_prompt": negative})
+                if not prompt:
+                    message = "No speech was heard in the recording." if not job.transcript else f"Heard {job.transcript!r}, but nothing to draw."
+                    self._finish(job, FAILED, error_body(message, "no_speech"))
+                    return
+                if work.cancel.is_set():
+                    self._finish(job, CANCELLED)
+                    return
+            width, height = size or engines.image.native_size
+            job.size = f"{width}x{height}"
+            job.status = GENERATING
+            self._save(job)
+            request = GenerationRequest(
+                prompt=prompt,
+                negative_prompt=negative,
+                width=width,
+                height=height,
+                n=job.n,
+                steps=job.steps,
+                seed=job.seed,
+                guidance_scale=job.guidance_scale,
+                scheduler=job.scheduler or engines.image.default_scheduler,
+            )
+            job.scheduler = request.scheduler
+            started = time.perf_counter()
+            images = engines.image.generate(request, self._step_callback(work))
+            job.timings["generate_s"] = round(time.perf_counter() - started, 4)
+            started = time.perf_counter()
+            pngs, names = [], []
+            for index, image in enumerate(images):
+                png = encode_png(image, self._image_metadata(job, request, index))
+                names.append(self.store.save_image(job.id, index, png))
+                pngs.append(png)
+            job.timings["save_s"] = round(time.perf_counter() - started, 4)
+            job.images = names
+            if job.kind != DICTATION:
+                self.fresh_pngs[job.id] = pngs
+            self._finish(job, DONE)
+        except GenerationCancelled:
+            self._finish(job, CANCELLED)
+        except EngineOutOfMemory:
+            self._finish(job, FAILED, error_body("The GPU ran out of memory; try a smaller size, fewer images, or --low-vram.", "out_of_memory"))
+        except StorageError as exc:
+            self._finish(job, FAILED, error_body(f"Could not save the result: {exc}", "storage_error"))
+        except Exception as exc:  # one broken job must not take the worker down
+            log.exception("job %s failed", job.id)
+            self._finish(job, FAILED, error_body(f"The model failed: {type(exc).__name__}: {str(exc)[:200]}", "engine_error"))
+
+    def _step_callback(self, work: _JobWork):
+        job = work.job
+
+        def on_step(step: int, steps: int, make_preview) -> bool:
+            job.step = step
+            data: dict[str, Any] = {"id": job.id, "step": step, "steps": steps}
+            if step % self._preview_every == 0 and step < steps:
+                try:
+                    data["preview"] = _jpeg_base64(make_preview())
+                except Exception:  # a preview is a nicety; never fail a job over it
+                    log.debug("preview failed", exc_info=True)
+            self._publish(job.id, "progress", data)
+            return work.cancel.is_set()
+
+        return on_step
+
+    @staticmethod
+    def _image_metadata(job: Job, request: GenerationRequest, index: int) -> dict[str, Any]:
+        return {
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "seed": request.seed + index,
+            "steps": request.steps,
+            "width": request.width,
+            "height": request.height,
+            "scheduler": request.scheduler,
+            "guidance_scale": request.guidance_scale,
+            "model": job.model,
+            "transcript": job.transcript,
+            "job_id": job.id,
+        }
+
+
+def _jpeg_base64(image) -> str:
+    image = image.convert("RGB")
+    image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=70)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL

@@ -1,0 +1,60 @@
+"""The app factory: the whole server is create_app(settings), buildable in a test."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from aiohttp import web
+
+from ..jobs.events import EventHub
+from ..jobs.store import JobStore
+from ..jobs.worker import Engines, JobQueue
+from ..settings import Settings
+from . import routes_audio, routes_images, routes_jobs, routes_meta
+from .middleware import error_shape, make_access_middleware
+from .state import HUB, JOBS, SETTINGS, STORE
+
+log = logging.getLogger(__name__)
+
+
+def load_real_engines(settings: Settings) -> Engines:
+    # Imported here: torch and the model libraries take seconds to import, and a
+    # test that brings its own engines should not pay for them.
+    from ..imaging import load_image_generator
+    from ..speech import load_transcriber
+
+    return Engines(image=load_image_generator(settings), speech=load_transcriber(settings))
+
+
+def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = None) -> web.Application:
+    # Bodies are read and limited by the handlers (uploads.py), which can drain an
+    # oversized upload and answer 413 in the contract's shape.
+    app = web.Application(
+        client_max_size=settings.max_upload_bytes + 1024 * 1024,
+        middlewares=[error_shape, make_access_middleware(settings)],
+    )
+    store = JobStore(settings.data_dir)
+    hub = EventHub()
+    queue = JobQueue(
+        store,
+        hub,
+        load_engines or (lambda: load_real_engines(settings)),
+        max_waiting=settings.queue_size,
+        preview_every=settings.preview_every,
+    )
+    app[SETTINGS], app[STORE], app[HUB], app[JOBS] = settings, store, hub, queue
+
+    async def lifecycle(app: web.Application):
+        interrupted = store.open()
+        for job in interrupted:
+            log.warning("job %s was cut off by a stop; marked failed (interrupted)", job.id)
+        queue.start(asyncio.get_running_loop())
+        yield
+        await asyncio.get_running_loop().run_in_executor(None, queue.close)
+
+    app.cleanup_ctx.append(lifecycle)
+    for module in (routes_meta, routes_audio, routes_images, routes_jobs):
+        app.add_routes(module.routes)
+    return app

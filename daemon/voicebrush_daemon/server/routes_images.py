@@ -1,0 +1,70 @@
+"""OpenAI-compatible synchronous generation, and serving stored images."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+
+from aiohttp import web
+
+from ..errors import ApiError
+from ..jobs.model import CANCELLED, DONE, GENERATION
+from .routes_jobs import job_from_options
+from .state import HUB, JOBS, STORE, image_url_maker
+from .uploads import read_json
+from ..options import parse_options
+
+routes = web.RouteTableDef()
+
+CLIENT_CHECK_S = 0.5  # how often a waiting request checks that its client is still there
+
+FAILURE_STATUS = {"out_of_memory": 503, "storage_error": 507, "engine_error": 500, "shutdown": 503}
+
+
+@routes.post("/v1/images/generations")
+async def create_images(request: web.Request) -> web.Response:
+    queue, hub, store = request.app[JOBS], request.app[HUB], request.app[STORE]
+    schedulers = queue.engines.image.schedulers if queue.engines else ()
+    options = parse_options(await read_json(request), schedulers=schedulers)
+    job, options = job_from_options(GENERATION, options)
+    with hub.subscribe(job.id) as subscription:
+        queue.submit_job(job, options)
+        try:
+            while not subscription.ended:
+                await subscription.next(CLIENT_CHECK_S)
+                if request.transport is None or request.transport.is_closing():
+                    # Nobody will read the answer: free the worker for someone who will.
+                    queue.cancel(job.id)
+                    raise asyncio.CancelledError
+        except asyncio.CancelledError:
+            queue.cancel(job.id)
+            queue.fresh_pngs.pop(job.id, None)
+            raise
+    pngs = queue.fresh_pngs.pop(job.id, None)
+    if job.status == CANCELLED:
+        raise ApiError(409, "The generation was cancelled.", "cancelled")
+    if job.status != DONE:
+        error = job.error or {}
+        code = error.get("code", "engine_error")
+        raise ApiError(FAILURE_STATUS.get(code, 500), error.get("message", "The generation failed."), code, type="server_error")
+    image_url = image_url_maker(request)
+    data = []
+    for index, name in enumerate(job.images):
+        if options.response_format == "b64_json":
+            png = pngs[index] if pngs else store.image_path(name).read_bytes()
+            item = {"b64_json": base64.b64encode(png).decode("ascii")}
+        else:
+            item = {"url": image_url(name)}
+        item["revised_prompt"] = job.prompt
+        item["seed"] = job.seed + index
+        data.append(item)
+    return web.json_response({"created": int(time.time()), "model": job.model, "id": job.id, "seed": job.seed, "data": data})
+
+
+@routes.get("/v1/images/{name}.png")
+async def get_image(request: web.Request) -> web.StreamResponse:
+    path = request.app[STORE].image_path(request.match_info["name"])
+    if path is None:
+        raise ApiError(404, "No image with that name.", "image_not_found")
+    return web.FileResponse(path, headers={"Content-Type": "image/png", "Cache-Control": "private, max-age=31536000, immutable"})

@@ -1,0 +1,107 @@
+"""Reading request bodies within limits: JSON, multipart forms, audio files.
+
+Limits are enforced while reading, so a 2 GB upload costs 25 MB of memory at most.
+An oversized body is drained before the 413 goes out: a client still sending would
+otherwise see a reset connection instead of the answer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import ApiError
+
+MAX_JSON_BYTES = 1024 * 1024
+MAX_FIELD_BYTES = 64 * 1024
+DRAIN_CAP = 512 * 1024 * 1024  # past this we stop reading and let the connection drop
+CHUNK = 256 * 1024
+
+
+async def drain(request: web.Request) -> None:
+    drained = 0
+    while drained < DRAIN_CAP:
+        chunk = await request.content.read(CHUNK)
+        if not chunk:
+            return
+        drained += len(chunk)
+
+
+def too_large(what: str, limit: int) -> ApiError:
+    return ApiError(413, f"{what} is larger than the limit of {limit // (1024 * 1024) or limit} {'MB' if limit >= 1024 * 1024 else 'bytes'}.", "payload_too_large")
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        await drain(request)
+        raise too_large("The JSON body", MAX_JSON_BYTES)
+    body = bytearray()
+    while True:
+        chunk = await request.content.read(CHUNK)
+        if not chunk:
+            break
+        body += chunk
+        if len(body) > MAX_JSON_BYTES:
+            await drain(request)
+            raise too_large("The JSON body", MAX_JSON_BYTES)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "The body is not valid JSON.", "invalid_json") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "The JSON body must be an object.", "invalid_json")
+    return data
+
+
+@dataclass
+class Form:
+    fields: dict[str, str] = field(default_factory=dict)
+    file: bytes | None = None
+    filename: str | None = None
+
+
+async def read_form(request: web.Request, max_file_bytes: int) -> Form:
+    """A multipart form with at most one file part named `file` and small text fields."""
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError, KeyError) as exc:
+        raise ApiError(400, f"The body is not a valid multipart form ({exc}).", "invalid_form") from None
+    form = Form()
+    try:
+        while True:
+            part = await reader.next()
+            if part is None:
+                break
+            if not hasattr(part, "read_chunk"):  # a nested multipart: not ours
+                raise ApiError(400, "Nested multipart bodies are not supported.", "invalid_form")
+            name = part.name or ""
+            limit = max_file_bytes if name == "file" else MAX_FIELD_BYTES
+            data = bytearray()
+            while True:
+                chunk = await part.read_chunk(CHUNK)
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) > limit:
+                    await drain(request)
+                    what = "The audio file" if name == "file" else f"The form field {name[:40]!r}"
+                    raise too_large(what, limit)
+            if name == "file":
+                form.file, form.filename = bytes(data), part.filename
+            elif name:
+                try:
+                    form.fields[name] = data.decode(part.get_charset(default="utf-8"))
+                except (UnicodeDecodeError, LookupError):
+                    raise ApiError(400, f"The form field {name[:40]!r} is not text.", "invalid_form", param=name[:40]) from None
+    except ApiError:
+        raise
+    except (ValueError, AssertionError, RuntimeError) as exc:
+        raise ApiError(400, f"The multipart form is malformed ({str(exc)[:120]}).", "invalid_form") from None
+    return form
+
+
+def is_multipart(request: web.Request) -> bool:
+    return request.content_type.startswith("multipart/")

@@ -1,0 +1,46 @@
+"""Everything an operator chooses when starting the daemon, in one frozen value.
+
+Built once by the CLI (or a test) and handed down; nothing below reads the
+environment or argv on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "voicebrush"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    # "sd2", "sd2-base", "tiny", or a path to a diffusers folder / .safetensors file.
+    preset: str = "sd2"
+    asr_engine: str = "faster-whisper"  # or "openai-whisper"
+    asr_model: str | None = None  # None: the preset's default
+    device: str = "auto"  # auto, cuda, cpu, mps
+    token: str | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    queue_size: int = 16  # waiting jobs beyond this get 429
+    low_vram: bool = False  # model CPU offload, attention slicing, VAE tiling
+    compile: bool = False  # torch.compile the UNet (CUDA only; warm-up on load)
+    # Extra origins (scheme://host:port) allowed besides loopback and our own address.
+    allowed_origins: tuple[str, ...] = ()
+    max_upload_bytes: int = 25 * 1024 * 1024
+    preview_every: int = 2  # a JPEG preview every N steps
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
