@@ -124,6 +124,8 @@ class JobQueue:
 
     def _put(self, item: Any) -> None:
         try:
+            if item is None:
+                raise queue.Full
             self._queue.put_nowait(item)
         except queue.Full:
             raise ApiError(
@@ -137,16 +139,22 @@ class JobQueue:
         per_job = statistics.median(self._durations[-20:]) if self._durations else 5.0
         return max(1, min(600, round(per_job * max(1, self.waiting))))
 
-    def submit_job(self, job: Job, options: GenerationOptions, samples: np.ndarray | None = None, language: str | None = None) -> None:
+    def submit_job(self, job: Job, options: GenerationOptions, samples: np.ndarray | None = None, language: str | None = None) -> Job:
+        """Queue a job; returns a copy of its record as accepted (the worker changes the live one)."""
         engines = self._require_ready()
+        if self._queue.full():  # only the event loop submits, so checking first is not racy
+            self._put(None)  # raises the 429
         job.model = engines.image.model_id
-        work = _JobWork(job, options, samples, language)
-        self._put(work)
-        self._active[job.id] = work
+        accepted = Job.from_dict(job.to_dict())
+        # Persisted before it can run, so a crash from here on leaves a record behind.
         try:
             self.store.add(job)
         except StorageError as exc:
             log.error("%s", exc)  # the job still runs; health reports the disk problem
+        work = _JobWork(job, options, samples, language)
+        self._active[job.id] = work
+        self._put(work)
+        return accepted
 
     def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> "asyncio.Future[Transcript]":
         self._require_ready()

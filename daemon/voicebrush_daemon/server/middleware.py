@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..errors import ApiError
-from ..settings import LOOPBACK_HOSTS, Settings
+from ..settings import Settings, is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def origin_allowed(origin: str, settings: Settings) -> bool:
         return False
     if parts.scheme not in ("http", "https") or not host:
         return False  # "null" (file://, sandboxed frames) and anything stranger
-    if host in LOOPBACK_HOSTS or f"[{host}]" in LOOPBACK_HOSTS or host.startswith("127."):
+    if is_loopback_host(host):
         return True
     port = port or (443 if parts.scheme == "https" else 80)
     return host == settings.host and port == settings.port

@@ -65,8 +65,8 @@ async def create_job(request: web.Request) -> web.Response:
     else:
         options = parse_options(await read_json(request), schedulers=schedulers, require_prompt=True)
     job, options = job_from_options(DICTATION, options)
-    queue.submit_job(job, options, samples=samples, language=language)
-    return web.json_response(job.public(image_url_maker(request)), status=202)
+    accepted = queue.submit_job(job, options, samples=samples, language=language)
+    return web.json_response(accepted.public(image_url_maker(request)), status=202)
 
 
 @routes.get("/v1/jobs")
