@@ -27,14 +27,15 @@ def connect(args: argparse.Namespace):
     server = args.server or DEFAULT_SERVER
     client = Client(server, token=args.token, timeout=30.0)
     try:
-        client.health()
+        health = client.health()
+    except VoicebrushError as exc:
+        if args.server or exc.code != "unreachable":
+            raise
+    else:
+        if health.get("status") != "ok":
+            raise VoicebrushError(f"The daemon at {server} is not ready: {health.get('status')}.", "loading")
         yield client
         return
-    except VoicebrushError as exc:
-        if args.server or exc.code not in ("unreachable",):
-            if exc.status == 503:
-                raise VoicebrushError("The daemon is still loading its models; try again in a moment.", "loading") from None
-            raise
     print(f"voicebrush: no daemon at {server}; starting one in this process (--preset {args.preset})...", file=sys.stderr)
     with local_daemon(settings_from_args(args, port=0)) as url:
         yield Client(url, timeout=30.0)
@@ -60,15 +61,14 @@ def local_daemon(settings):
     client = Client(url, timeout=5.0)
     try:
         while True:  # until the models are loaded (or failed to)
-            try:
-                client.health()
+            if not thread.is_alive():
+                raise SystemExit(outcome.get("rc", 1))
+            health = client.health()
+            if health.get("status") == "ok":
                 break
-            except VoicebrushError as exc:
-                if not thread.is_alive():
-                    raise SystemExit(outcome.get("rc", 1)) from None
-                if exc.status == 503 and "loading" not in exc.message.lower():
-                    raise
-                time.sleep(0.2)
+            if health.get("status") == "error":
+                raise VoicebrushError(health["error"]["message"], health["error"]["code"])
+            time.sleep(0.2)
         yield url
     finally:
         loop.call_soon_threadsafe(stop.set)
