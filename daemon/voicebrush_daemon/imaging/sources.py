@@ -1,0 +1,141 @@
+"""Where an image model's weights come from: a Hugging Face repo, a diffusers
+folder, a single .safetensors file, or the locally built tiny stand-in.
+
+Also answers `voicebrush models`: what is cached, what is missing, and the exact
+command that fetches it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..models import PRESETS, ModelUnavailable
+
+# Pickle-based checkpoints can run arbitrary code when loaded: never opened.
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+
+# The files a diffusers text-to-image repo needs, safetensors only. SD 2.1's repos also
+# hold multi-GB root checkpoints (.ckpt and .safetensors) and .bin copies we never load.
+FETCH_PATTERNS = (
+    "model_index.json",
+    "*/*.json",
+    "*/*.txt",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/diffusion_pytorch_model.safetensors",
+    "text_encoder/model.safetensors",
+)
+_NEEDED_FILES = (
+    "model_index.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/diffusion_pytorch_model.safetensors",
+    "text_encoder/model.safetensors",
+)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # "repo", "folder", "single_file" or "tiny"
+    location: str  # repo id or filesystem path
+    model_id: str  # the name reported in /v1/models and PNG metadata
+    preset: str | None = None  # the preset that named it, if any
+    native_size: tuple[int, int] | None = None  # None: read from the model's config
+
+    @property
+    def fetch_command(self) -> str | None:
+        if self.kind != "repo":
+            return None
+        return fetch_command(self.location)
+
+
+def resolve_source(preset_or_path: str) -> ModelSource:
+    """A preset name or a filesystem path -> what to load. Raises ModelUnavailable for a
+    path that does not exist or a pickle checkpoint; nothing is loaded here."""
+    preset = PRESETS.get(preset_or_path)
+    if preset is not None:
+        if preset.image_model == "tiny":
+            return ModelSource("tiny", "", "tiny-sd2", preset.name, preset.native_size)
+        return ModelSource("repo", preset.image_model, preset.image_model, preset.name, preset.native_size)
+
+    path = Path(os.path.expanduser(preset_or_path))
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelUnavailable(
+            f"refusing to load {path.name}: {path.suffix} checkpoints are pickles that can run code when opened; "
+            "use a .safetensors file or a diffusers folder"
+        )
+    if not path.exists():
+        names = ", ".join(PRESETS)
+        raise ModelUnavailable(f"image model {preset_or_path!r} is neither a preset ({names}) nor an existing path")
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelUnavailable(f"{path} is not a diffusers model folder (no model_index.json)")
+        return ModelSource("folder", str(path), path.name)
+    if path.suffix.lower() != ".safetensors":
+        raise ModelUnavailable(f"{path.name}: an image model file must be a .safetensors checkpoint")
+    return ModelSource("single_file", str(path), path.stem)
+
+
+def fetch_command(repo_id: str) -> str:
+    patterns = " ".join(f'"{p}"' for p in FETCH_PATTERNS)
+    return f"hf download {repo_id} --include {patterns}"
+
+
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The local snapshot folder of repo_id when every file we load is in the HF cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    folder = None
+    for name in _NEEDED_FILES:
+        found = try_to_load_from_cache(repo_id, name)
+        if not isinstance(found, str):
+            return None
+        if folder is None:
+            folder = Path(found).parent
+    return folder
+
+
+def download_snapshot(repo_id: str) -> Path:
+    """Fetch repo_id's needed files into the HF cache, with huggingface_hub's progress bars."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=list(FETCH_PATTERNS)))
+    except Exception as exc:  # network, auth, disk: all one line for the CLI
+        raise ModelUnavailable(f"could not download image model {repo_id}: {_first_line(exc)}") from exc
+
+
+def missing_message(source: ModelSource) -> str:
+    name = source.preset or source.location
+    return (
+        f"image model {source.location} is not downloaded; fetch it with `voicebrush models --fetch {name}` "
+        f"(or `{source.fetch_command}`), see `voicebrush models`"
+    )
+
+
+def single_file_config_repo(path: str) -> str:
+    """The repo whose configs diffusers' single-file loader wants for this checkpoint
+    (its rule, read from the tensor names and one shape without loading the weights)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            key = "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"
+            if key in f.keys() and f.get_slice(key).get_shape()[-1] == 1024:
+                return "stabilityai/stable-diffusion-2-1"
+    except Exception:  # unreadable files get their own error from the loader
+        pass
+    return "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+def single_file_hint(path: str) -> str:
+    repo = single_file_config_repo(path)
+    return (
+        f"a single .safetensors checkpoint also needs the small config files of {repo}: "
+        f'`hf download {repo} --include "*.json" "*.txt"`'
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

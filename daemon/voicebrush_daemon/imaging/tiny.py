@@ -1,0 +1,209 @@
+"""The offline stand-in for Stable Diffusion 2: same shape, random weights, tiny.
+
+Built once into the data dir and then loaded through the same `from_pretrained`
+path as a real model, so the loading code that the demo and the tests exercise is
+the real one. Its pictures are noise-like; what matters is that every part of the
+pipeline (tokenizer, text encoder, v-prediction UNet, VAE with factor 8,
+scheduler) is there and behaves like SD2's.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+TINY_DIR_NAME = "tiny-sd2"
+# Bump when the architecture below changes, so old builds are rebuilt.
+TINY_VERSION = 1
+_SEED = 20240601
+_MAX_TOKENS = 77
+
+
+def ensure_tiny_pipeline(models_dir: Path) -> Path:
+    """Return models_dir/tiny-sd2, building it first if it is missing or outdated.
+
+    Built in a temporary sibling folder and renamed into place, so a crash never
+    leaves a half-written pipeline that would later load.
+    """
+    models_dir = Path(models_dir)
+    target = models_dir / TINY_DIR_NAME
+    if is_built(target):
+        return target
+    models_dir.mkdir(parents=True, exist_ok=True)
+    build_dir = Path(tempfile.mkdtemp(prefix=f".{TINY_DIR_NAME}-", dir=models_dir))
+    try:
+        build_tiny_pipeline().save_pretrained(build_dir, safe_serialization=True)
+        (build_dir / "voicebrush-tiny.json").write_text(json.dumps({"version": TINY_VERSION}))
+        if target.exists():
+            # Outdated build: move it aside first so the rename below is atomic.
+            stale = Path(tempfile.mkdtemp(prefix=f".{TINY_DIR_NAME}-stale-", dir=models_dir))
+            os.replace(target, stale / TINY_DIR_NAME)
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.replace(build_dir, target)
+        except OSError:
+            # Another process finished the same build first; theirs is as good as ours.
+            if not is_built(target):
+                raise
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    return target
+
+
+def is_built(path: Path) -> bool:
+    try:
+        marker = json.loads((path / "voicebrush-tiny.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return marker.get("version") == TINY_VERSION and (path / "model_index.json").is_file()
+
+
+def build_tiny_pipeline():
+    """A StableDiffusionPipeline with SD2's shape and seeded random weights (~0.2 s)."""
+    import torch
+    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    with tempfile.TemporaryDirectory() as tokenizer_dir:
+        tokenizer = _clip_tokenizer(Path(tokenizer_dir))
+
+    # Weights come from the global RNG; fork it so building leaves callers' state alone.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_SEED)
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                projection_dim=64,
+                max_position_embeddings=_MAX_TOKENS,
+                hidden_act="gelu",  # SD2's OpenCLIP text encoder uses gelu, not quick_gelu
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+        unet = UNet2DConditionModel(
+            sample_size=32,  # 256 px native at VAE factor 8
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=1,
+            block_out_channels=(32, 64, 64),
+            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=64,
+            attention_head_dim=(2, 4, 4),  # SD2 counts heads per block here: (5, 10, 20, 20)
+            use_linear_projection=True,
+            norm_num_groups=32,
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(16, 16, 32, 32),
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=16,
+            sample_size=256,
+            scaling_factor=0.18215,
+        )
+    # SD 2.1 (768-v)'s scheduler settings, v-prediction included.
+    scheduler = DPMSolverMultistepScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        prediction_type="v_prediction",
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+        steps_offset=1,
+        timestep_spacing="leading",
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    return pipe
+
+
+def _clip_tokenizer(directory: Path):
+    """The real CLIP BPE tokenizer (49,408 tokens), written to directory and loaded from it.
+
+    transformers 5 builds a 3-token vocabulary when given vocab/merges files
+    directly, so the files are saved and loaded with from_pretrained instead.
+    """
+    from transformers import CLIPTokenizer
+
+    vocab, merges = clip_vocab_and_merges()
+    (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (directory / "merges.txt").write_text(
+        "#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8"
+    )
+    # SD2's tokenizer pads with "!" (id 0), not with the end token as CLIP's does.
+    (directory / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "CLIPTokenizer",
+                "model_max_length": _MAX_TOKENS,
+                "bos_token": "<|startoftext|>",
+                "eos_token": "<|endoftext|>",
+                "unk_token": "<|endoftext|>",
+                "pad_token": "!",
+                "do_lower_case": True,
+            }
+        ),
+        encoding="utf-8",
+    )
+    return CLIPTokenizer.from_pretrained(str(directory), model_max_length=_MAX_TOKENS)
+
+
+@lru_cache(maxsize=1)
+def clip_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """CLIP's recipe (openai/CLIP simple_tokenizer.py) applied to its shipped BPE file."""
+    with gzip.open(_bpe_file(), "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
+    byte_chars = list(_bytes_to_unicode().values())
+    tokens = byte_chars + [c + "</w>" for c in byte_chars]
+    tokens += ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    return {t: i for i, t in enumerate(tokens)}, merges
+
+
+def _bpe_file() -> Path:
+    # Located without importing open_clip, which needs torchvision at import time.
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the tiny model needs the CLIP vocabulary from the open_clip_torch package: pip install open_clip_torch")
+    path = Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
+    if not path.is_file():
+        raise RuntimeError(f"CLIP vocabulary missing: {path}")
+    return path
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible map from bytes to printable unicode characters."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
