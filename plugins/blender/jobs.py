@@ -1,0 +1,291 @@
+"""One generation, followed from start to images: the flow both the UI and scripts use.
+
+No bpy here. `GenerationJob.run()` blocks (background mode and scripts);
+`GenerationJob.start()` runs the same thing in a worker thread while the main
+thread polls the job's fields from a timer and applies the result.
+"""
+
+import base64
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .naming import name_from_prompt
+from .voicebrush_client import Client, VoicebrushError, png_size
+
+# Blender's integer properties are 32-bit signed: seeds the add-on picks stay below this,
+# so any seed shown on an image can be typed back into the operator.
+MAX_PROPERTY_INT = 2 ** 31 - 1
+
+# Connecting and each wait for an answer; a daemon that is down fails at once (refused).
+NETWORK_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to generate: a typed prompt, or a recording to transcribe (a prompt then overrides it)."""
+
+    prompt: str = ""
+    audio_path: str = ""
+    negative_prompt: str = ""
+    seed: int = -1
+    steps: int = 0
+    size: str = ""
+    server: str = ""
+    token: str = ""
+
+    def check(self):
+        """Raise VoicebrushError for a request the daemon would refuse anyway."""
+        if not self.prompt.strip() and not self.audio_path:
+            raise VoicebrushError("Type or say a prompt first.", code="empty_prompt")
+        if self.audio_path and not os.path.isfile(self.audio_path):
+            raise VoicebrushError("The recording %s does not exist." % self.audio_path, code="invalid_audio")
+
+    def options(self):
+        """Keyword options for Client.run_job: only what differs from the daemon's defaults."""
+        options = {}
+        if self.negative_prompt:
+            options["negative_prompt"] = self.negative_prompt
+        if self.seed >= 0:
+            options["seed"] = self.seed
+        if self.steps > 0:
+            options["steps"] = self.steps
+        if self.size:
+            options["size"] = self.size
+        return options
+
+
+def pick_seed(seed, rng=random):
+    """The seed to send: the artist's, or a random one that fits a Blender integer property."""
+    return seed if seed >= 0 else rng.randint(0, MAX_PROPERTY_INT)
+
+
+@dataclass
+class GeneratedImage:
+    """One PNG from the daemon with what it is called and what made it."""
+
+    png: bytes
+    width: int
+    height: int
+    name: str
+    properties: dict = field(default_factory=dict)
+
+
+def images_from_job(job_record, pngs):
+    """GeneratedImage for each PNG, with the custom properties the add-on stores on images and objects."""
+    prompt = job_record.get("prompt") or ""
+    seed = job_record.get("seed")
+    images = []
+    for index, png in enumerate(pngs):
+        width, height = png_size(png)
+        properties = {
+            "prompt": prompt,
+            "negative_prompt": job_record.get("negative_prompt") or "",
+            # Image i of a request with seed S is what seed S+i gives alone (the contract).
+            "seed": property_value(seed + index) if isinstance(seed, int) else -1,
+            "steps": property_value(job_record.get("steps") or 0),
+            "model": job_record.get("model") or "",
+            "transcript": job_record.get("transcript") or "",
+            "job": job_record.get("id") or "",
+        }
+        images.append(GeneratedImage(png, width, height, name_from_prompt(prompt), properties))
+    return images
+
+
+def property_value(number):
+    """An int Blender can hold as a custom property; larger ones become text so no digit is lost."""
+    return number if -MAX_PROPERTY_INT - 1 <= number <= MAX_PROPERTY_INT else str(number)
+
+
+def read_audio(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise VoicebrushError("Cannot read the recording %s: %s" % (path, exc.strerror or exc), code="invalid_audio")
+
+
+class GenerationJob(object):
+    """A generation followed on the daemon; its fields are what a panel shows.
+
+    The worker thread writes, the main thread reads: every field is replaced
+    whole under the lock, so a reader never sees half an update.
+    """
+
+    def __init__(self, request, client=None):
+        self.request = request
+        self._client = client
+        self._lock = threading.Lock()
+        self._cancel_requested = threading.Event()
+        self._thread = None
+        self.stage = "transcribing" if request.audio_path and not request.prompt.strip() else "generating"
+        self.step = 0
+        self.steps = 0
+        self.transcript = None
+        self.prompt = request.prompt
+        self.preview = None  # JPEG bytes of the latest preview
+        self.preview_serial = 0
+        self.images = []
+        self.job_record = None
+        self.error = None
+        self.started_at = time.monotonic()
+        self.finished_at = None
+
+    # -- running ------------------------------------------------------------
+
+    def start(self):
+        """Run in a daemon thread; poll `finished` from the main thread."""
+        self._thread = threading.Thread(target=self.run, name="voicebrush-generate", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self):
+        """Block until the images are fetched or the job failed; never raises."""
+        try:
+            self.request.check()
+            audio = read_audio(self.request.audio_path) if self.request.audio_path else None
+            client = self._client or Client(self.request.server or None, self.request.token, timeout=NETWORK_TIMEOUT_S)
+            result = client.run_job(
+                prompt=self.request.prompt or None,
+                audio=audio,
+                audio_filename=os.path.basename(self.request.audio_path) if audio is not None else "speech.wav",
+                on_event=self._on_event,
+                cancelled=self._cancel_requested.is_set,
+                **self.request.options()
+            )
+            if not result.images:
+                raise VoicebrushError("The daemon finished without an image.", code="no_image")
+            images = images_from_job(result.job, result.images)
+            with self._lock:
+                self.job_record = result.job
+                self.transcript = result.transcript or self.transcript
+                self.prompt = result.prompt or self.prompt
+                self.images = images
+                self.stage = "done"
+        except VoicebrushError as exc:
+            self._fail(exc)
+        except Exception as exc:  # a bug or an odd answer: still end the job readably
+            self._fail(VoicebrushError("%s: %s" % (type(exc).__name__, exc), code="internal"))
+        finally:
+            self.finished_at = time.monotonic()
+        return self
+
+    def cancel(self):
+        """Ask the daemon to stop; the job ends as `cancelled` within a denoising step."""
+        self._cancel_requested.set()
+
+    @property
+    def cancel_requested(self):
+        return self._cancel_requested.is_set()
+
+    @property
+    def finished(self):
+        return self.finished_at is not None
+
+    def wait(self, timeout=None):
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.finished
+
+    # -- what the panel shows ----------------------------------------------
+
+    @property
+    def fraction(self):
+        return self.step / float(self.steps) if self.steps else 0.0
+
+    def status_line(self):
+        """One line for the panel and the status bar."""
+        if self.stage == "done":
+            return "Done: %s" % name_from_prompt(self.prompt)
+        if self.stage in ("failed", "cancelled"):
+            return str(self.error)
+        if self.cancel_requested:
+            return "Cancelling..."
+        if self.stage == "transcribing":
+            return "Transcribing..."
+        if self.steps:
+            return "Generating step %d of %d" % (self.step, self.steps)
+        return "Waiting for the daemon..."
+
+    def _on_event(self, name, data):
+        if not isinstance(data, dict):
+            return
+        with self._lock:
+            if name == "transcript":
+                self.transcript = data.get("transcript") or ""
+                self.prompt = data.get("prompt") or self.transcript
+                self.stage = "generating"
+            elif name == "progress":
+                self.stage = "generating"
+                self.step = int(data.get("step") or 0)
+                self.steps = int(data.get("steps") or 0)
+                preview = data.get("preview")
+                if preview:
+                    try:
+                        self.preview = base64.b64decode(preview)
+                        self.preview_serial += 1
+                    except (ValueError, TypeError):
+                        pass  # a broken preview is not worth failing the job
+
+    def _fail(self, error):
+        with self._lock:
+            self.error = error
+            self.stage = "cancelled" if error.code == "cancelled" else "failed"
+
+
+class LastResult(object):
+    """The images of the last request, so redoing the operator with another placement
+    or distance (the Adjust Last Operation panel) does not generate again."""
+
+    def __init__(self):
+        self._request = None
+        self._images = None
+
+    def remember(self, request, images):
+        self._request, self._images = request, list(images)
+
+    def recall(self, request):
+        if self._request is not None and self._request == request:
+            return list(self._images)
+        return None
+
+    def forget(self):
+        self._request = self._images = None
+
+
+class Transcription(object):
+    """A recording sent to the daemon's transcription route in a worker thread (transcript only,
+    for the artist to edit before generating)."""
+
+    def __init__(self, wav, server="", token="", client=None):
+        self.wav = wav
+        self._client = client or Client(server or None, token, timeout=NETWORK_TIMEOUT_S)
+        self.text = None
+        self.error = None
+        self.finished = False
+        self._thread = None
+
+    def start(self):
+        self._thread = threading.Thread(target=self.run, name="voicebrush-transcribe", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self):
+        try:
+            self.text = self._client.transcribe(self.wav).strip()
+            if not self.text:
+                raise VoicebrushError("nothing heard", code="no_speech")
+        except VoicebrushError as exc:
+            self.error = exc
+        except Exception as exc:
+            self.error = VoicebrushError("%s: %s" % (type(exc).__name__, exc), code="internal")
+        finally:
+            self.finished = True
+        return self
+
+    def wait(self, timeout=None):
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.finished

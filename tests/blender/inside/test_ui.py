@@ -1,0 +1,168 @@
+"""The UI path: invoke starts a worker thread, modal applies its results on timer events.
+
+Timers never fire and no event arrives in the bpy module, so these checks send
+the modal operators stand-in events, as Blender's event loop would.
+"""
+
+import os
+import time
+
+import pytest
+
+from conftest import ADDON, PROMPT, USER_RESOURCES, drive, event
+
+
+def running_operator(addon):
+    entries = addon.progress.running()
+    assert len(entries) == 1
+    return entries[0]
+
+
+def test_generate_runs_in_the_background_and_places_on_the_main_thread(scene, bpy, addon, ui_mode):
+    assert "UNDO" in addon.operators.VOICEBRUSH_OT_generate.bl_options  # the undo step for the modal run
+    started = time.monotonic()
+    result = bpy.ops.voicebrush.generate("INVOKE_DEFAULT", prompt=PROMPT, placement="PLANE", steps=6,
+                                         size="256x144", seed=3)
+    assert result == {"RUNNING_MODAL"}
+    assert time.monotonic() - started < 1.0, "invoke must return at once"
+    job, operator = running_operator(addon)
+    assert bpy.context.active_object.name == "Cube", "nothing may be placed before the job ends"
+
+    # Other events go on to the rest of Blender while the job runs.
+    assert operator.modal(scene, event("MOUSEMOVE")) == {"PASS_THROUGH"}
+    lines, fractions = [], []
+
+    def watch(result):
+        lines.append(job.status_line())
+        fractions.append(job.fraction)
+
+    assert drive(operator, scene, on_tick=watch) == {"FINISHED"}
+    placed_after = time.monotonic() - started
+    print("generate-to-placed (UI path, 256x144, 6 steps): %.2f s" % placed_after)
+
+    assert any(line.startswith("Generating step") for line in lines), lines
+    assert max(fractions) == pytest.approx(1.0)
+    preview = addon.panel.latest_preview()
+    assert preview is not None and tuple(preview.image_size) != (0, 0), "the daemon's preview reaches the panel"
+    plane = bpy.context.active_object
+    assert plane.type == "MESH" and plane.name.startswith("A ruined temple")
+    assert plane["seed"] == 3 and plane["steps"] == 6
+    assert addon.progress.running() == []
+    assert addon.progress.current_job().stage == "done"
+
+
+def test_escape_cancels_the_job_on_the_daemon(scene, bpy, addon, ui_mode):
+    images = len(bpy.data.images)
+    assert bpy.ops.voicebrush.generate("INVOKE_DEFAULT", prompt=PROMPT, steps=300, size="256x256") == {"RUNNING_MODAL"}
+    job, operator = running_operator(addon)
+    deadline = time.monotonic() + 30
+    while job.step < 1 and time.monotonic() < deadline:  # let it start denoising
+        operator.modal(scene, event("TIMER"))
+        time.sleep(0.05)
+    assert job.step >= 1
+    assert operator.modal(scene, event("ESC", "PRESS")) == {"RUNNING_MODAL"}
+    cancelled_at = time.monotonic()
+    assert drive(operator, scene, timeout=30) == {"CANCELLED"}
+    assert time.monotonic() - cancelled_at < 10
+    assert job.stage == "cancelled" and job.step < 300
+    assert len(bpy.data.images) == images
+
+
+def test_cancel_button_stops_a_running_generation(scene, bpy, addon, ui_mode):
+    assert not bpy.ops.voicebrush.cancel.poll()
+    assert bpy.ops.voicebrush.generate("INVOKE_DEFAULT", prompt=PROMPT, steps=300) == {"RUNNING_MODAL"}
+    job, operator = running_operator(addon)
+    assert bpy.ops.voicebrush.cancel() == {"FINISHED"}
+    assert drive(operator, scene, timeout=30) == {"CANCELLED"}
+    assert job.stage == "cancelled"
+
+
+def test_panel_settings_become_operator_options(scene, bpy, addon):
+    """The sidebar tab's settings as the Generate button passes them (the module cannot draw panels)."""
+    panel_class = addon.panel.VIEW3D_PT_voicebrush
+    assert panel_class.bl_category == "Voicebrush" and panel_class.bl_space_type == "VIEW_3D"
+    settings = scene.scene.voicebrush
+    settings.size_mode = "CAMERA"
+    settings.long_side = 256
+    options = addon.panel.generation_options(scene)
+    assert options["size"] == "256x144"  # the factory camera renders 16:9
+
+
+# -- recording through the ALSA virtual microphone, with the bundled sounddevice --------
+
+
+@pytest.fixture
+def microphone(scene, addon):
+    """`filemic` (HOME/.asoundrc) plays the spoken prompt as if it were said into a microphone."""
+    prefs = bpy_prefs(scene)
+    prefs.input_device = "filemic"
+    prefs.max_recording_seconds = 6.0  # the clip is 5.2 s; the file device then gives silence
+    return prefs
+
+
+def wait_for_the_whole_clip(operator):
+    """The file device delivers far faster than real time: the 6 s cap fills within moments.
+
+    No TIMER is sent meanwhile, so the stop comes from the key release or the second click."""
+    deadline = time.monotonic() + 20
+    while not operator._recorder.full and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert operator._recorder.full and operator._recorder.seconds == pytest.approx(6.0, abs=0.01)
+
+
+def bpy_prefs(context):
+    return context.preferences.addons[ADDON].preferences
+
+
+def test_sounddevice_is_the_bundled_wheel(addon):
+    import sounddevice
+
+    assert sounddevice.__file__.startswith(os.path.join(USER_RESOURCES, "extensions")), sounddevice.__file__
+    import _cffi_backend
+
+    assert _cffi_backend.__file__.startswith(os.path.join(USER_RESOURCES, "extensions"))
+
+
+def test_push_to_talk_fills_the_transcript(scene, bpy, addon, ui_mode, microphone):
+    settings = scene.scene.voicebrush
+    settings.generate_after_recording = False
+    assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="PUSH_TO_TALK") == {"RUNNING_MODAL"}
+    operator = addon.progress.recording.operator
+    assert addon.progress.recording.active
+    key = operator._key
+    assert operator.modal(scene, event(key, "PRESS")) == {"RUNNING_MODAL"}  # key repeat while held
+    wait_for_the_whole_clip(operator)
+    # Releasing the key ends the recording; the transcription runs in a worker thread.
+    assert operator.modal(scene, event(key, "RELEASE")) == {"RUNNING_MODAL"}
+    assert addon.progress.recording.transcribing
+    assert drive(operator, scene) == {"FINISHED"}
+    heard = settings.transcript.lower()
+    assert sum(word in heard for word in ("misty", "harbo", "dawn", "wide", "shot")) >= 2, heard
+    assert not addon.progress.recording.active
+
+
+def test_toggle_recording_then_generates(scene, bpy, addon, ui_mode, microphone):
+    settings = scene.scene.voicebrush
+    settings.generate_after_recording = True
+    settings.placement = "REFERENCE"
+    settings.steps = 2
+    assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"RUNNING_MODAL"}
+    recorder = addon.progress.recording.operator
+    wait_for_the_whole_clip(recorder)
+    # The second click on the Record button stops it.
+    assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"FINISHED"}
+    assert drive(recorder, scene) == {"FINISHED"}
+    job, generator = running_operator(addon)
+    assert job.request.audio_path.endswith(".wav") and os.path.getsize(job.request.audio_path) > 100000
+    assert drive(generator, scene) == {"FINISHED"}
+    image = bpy.context.active_object.data
+    heard = image["transcript"].lower()
+    assert sum(word in heard for word in ("misty", "harbo", "dawn", "wide", "shot")) >= 2, heard
+    assert settings.transcript == image["prompt"], "what was heard shows in the panel, ready to edit"
+
+
+def test_recording_from_a_missing_microphone_says_so(scene, bpy, addon, ui_mode):
+    bpy_prefs(scene).input_device = "no such microphone"
+    with pytest.raises(RuntimeError, match="Cannot record from the microphone 'no such microphone'"):
+        bpy.ops.voicebrush.record("INVOKE_DEFAULT")
+    assert not addon.progress.recording.active
