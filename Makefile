@@ -10,7 +10,7 @@ TORCH_PIN := torch==2.13.0
 # Debian packages the tests drive for real: Krita under Xvfb, espeak-ng voices,
 # ALSA's virtual microphone, PortAudio for sounddevice, ffmpeg for test clips.
 APT_PACKAGES := krita xvfb xauth python3-pyqt5 python3-pyqt5.qtmultimedia python3-pytest \
-	espeak-ng alsa-utils libportaudio2 ffmpeg sox
+	libqt5multimedia5-plugins espeak-ng alsa-utils libportaudio2 ffmpeg sox
 PRESET ?= sd2
 
 .PHONY: install system-deps demo test serve plugins bench clean

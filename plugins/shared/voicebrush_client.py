@@ -1,0 +1,513 @@
+"""Talk to a voicebrush daemon: jobs, events, images, transcription.
+
+Standard library only and Python 3.7+, because it ships inside host applications
+(Krita, Blender) that bring their own Python. Both plugins carry a copy of this
+file; `make plugins` puts it there.
+
+Everything here blocks; plugins call it from a worker thread.
+"""
+
+import base64
+import http.client
+import io
+import json
+import queue
+import socket
+import ssl
+import struct
+import threading
+import time
+import uuid
+import wave
+from urllib.parse import quote, urljoin, urlsplit
+
+DEFAULT_SERVER = "http://127.0.0.1:7860"
+
+# Options that /v1/jobs and /v1/images/generations understand besides the prompt.
+GENERATION_OPTIONS = ("negative_prompt", "seed", "steps", "size", "n", "guidance_scale", "scheduler")
+
+TERMINAL_EVENTS = ("done", "failed", "cancelled")
+
+# What an artist should read for each error the daemon (or the network) can give.
+_SENTENCES = {
+    "unreachable": "Cannot reach the voicebrush daemon at {server}. Is it running? Start it with `voicebrush serve`, or check the server URL.",
+    "timeout": "The voicebrush daemon at {server} did not answer in time.",
+    "invalid_token": "The voicebrush daemon refused the token. Set the token the daemon was started with (its --token or VOICEBRUSH_TOKEN) in the voicebrush settings.",
+    "no_speech": "No speech was heard in the recording. Speak closer to the microphone, or type the prompt.",
+    "out_of_memory": "The daemon ran out of memory. Try a smaller selection, fewer variants or fewer steps.",
+    "invalid_audio": "The recording could not be read as audio.",
+    "cancelled": "Generation was cancelled.",
+    "rate_limited": "The daemon is busy with other work. Try again in a moment.",
+    "forbidden": "The daemon refused this request (403): {detail}",
+    "bad_response": "The server at {server} did not answer like a voicebrush daemon: {detail}",
+}
+
+
+class VoicebrushError(Exception):
+    """A failure an artist can read: str() is a whole sentence.
+
+    `code` is the daemon's error code ("no_speech", "invalid_token", ...) or one of
+    the client's own ("unreachable", "timeout", "cancelled", "bad_response");
+    `status` is the HTTP status when there was one; `message` is the detail as the
+    daemon (or the network layer) gave it.
+    """
+
+    def __init__(self, message, code="error", status=None, param=None, server=None):
+        self.message = message or ""
+        self.code = code or "error"
+        self.status = status
+        self.param = param
+        self.server = server
+        super().__init__(self.sentence())
+
+    def sentence(self):
+        template = _SENTENCES.get(self.code)
+        if template is None and self.status == 401:
+            template = _SENTENCES["invalid_token"]
+        if template is None and self.status == 429:
+            template = _SENTENCES["rate_limited"]
+        if template is None:
+            detail = self.message or "unknown error"
+            return detail if detail.endswith(".") else detail + "."
+        return template.format(server=self.server or "the configured address", detail=self.message)
+
+    def __str__(self):
+        return self.sentence()
+
+
+class JobResult(object):
+    """A finished job: its record, the PNG bytes of every image, what was heard and drawn."""
+
+    def __init__(self, job, images):
+        self.job = job
+        self.images = images
+
+    @property
+    def transcript(self):
+        return self.job.get("transcript") or ""
+
+    @property
+    def prompt(self):
+        return self.job.get("prompt") or ""
+
+    @property
+    def seed(self):
+        return self.job.get("seed")
+
+    def __repr__(self):
+        return "JobResult(id=%r, prompt=%r, images=%d)" % (self.job.get("id"), self.prompt, len(self.images))
+
+
+class Client(object):
+    """One daemon at `server`, with an optional bearer token.
+
+    `timeout` bounds connecting and each wait for an answer, so a dead or missing
+    daemon fails within seconds instead of hanging the caller.
+    """
+
+    def __init__(self, server=DEFAULT_SERVER, token="", timeout=10.0):
+        server = (server or DEFAULT_SERVER).strip()
+        if "://" not in server:
+            server = "http://" + server
+        self.server = server.rstrip("/")
+        self.token = (token or "").strip()
+        self.timeout = float(timeout)
+        parts = urlsplit(self.server)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise VoicebrushError("not an http(s) URL: %r" % server, code="bad_url")
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._prefix = parts.path.rstrip("/")
+
+    # -- routes -------------------------------------------------------------
+
+    def health(self):
+        """The daemon's health record; {"status": "loading"} while models load."""
+        status, _, body = self._call("GET", "/v1/health", accept_statuses=(503,))
+        data = _json(body, self.server)
+        if status == 503 and "status" not in data:
+            raise self._error_from(status, body)
+        return data
+
+    def submit_job(self, prompt=None, audio=None, audio_filename="speech.wav", **options):
+        """Queue a job: a typed prompt, or audio (bytes) to transcribe (a prompt then overrides the transcript)."""
+        fields = _job_fields(prompt, options)
+        if audio is not None:
+            body, content_type = encode_multipart(fields, {"file": (audio_filename, audio, _audio_type(audio_filename))})
+        else:
+            if not fields.get("prompt"):
+                raise VoicebrushError("Type or say a prompt first.", code="empty_prompt")
+            body, content_type = json.dumps(fields).encode("utf-8"), "application/json"
+        _, _, data = self._call("POST", "/v1/jobs", body=body, content_type=content_type)
+        return _json(data, self.server)
+
+    def get_job(self, job_id):
+        _, _, body = self._call("GET", "/v1/jobs/" + quote(str(job_id), safe=""))
+        return _json(body, self.server)
+
+    def list_jobs(self, limit=20):
+        _, _, body = self._call("GET", "/v1/jobs?limit=%d" % int(limit))
+        return _json(body, self.server).get("data", [])
+
+    def cancel(self, job_id):
+        """Ask the daemon to stop a job; it stops within one denoising step."""
+        _, _, body = self._call("DELETE", "/v1/jobs/" + quote(str(job_id), safe=""))
+        return _json(body, self.server) if body.strip() else {}
+
+    def events(self, job_id, read_timeout=120.0):
+        """Server-sent events of a job as (event name, decoded data), ending after the terminal one.
+
+        `read_timeout` bounds the silence between two events; past it the
+        iterator raises VoicebrushError(code="timeout").
+        """
+        return self._stream_events(job_id, read_timeout, lambda conn: None)
+
+    def _stream_events(self, job_id, read_timeout, on_connected):
+        path = "/v1/jobs/" + quote(str(job_id), safe="") + "/events"
+        conn, response = self._open("GET", path, headers={"Accept": "text/event-stream"})
+        on_connected(conn)
+        try:
+            if response.status >= 400:
+                raise self._error_from(response.status, response.read())
+            conn.stream_socket.settimeout(read_timeout)
+            for name, data in parse_sse(response):
+                yield name, data
+                if name in TERMINAL_EVENTS:
+                    return
+        except socket.timeout:
+            raise VoicebrushError("no event for %.0f s" % read_timeout, code="timeout", server=self.server)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            # ValueError: the socket was closed under us by run_job giving up on the stream.
+            raise VoicebrushError(str(exc), code="unreachable", server=self.server)
+        finally:
+            conn.close()
+
+    def fetch(self, url):
+        """The bytes at `url` (an image URL from a job record), resolved against the server URL."""
+        absolute = urljoin(self.server + "/", url)
+        parts = urlsplit(absolute)
+        if (parts.hostname, parts.port or self._port) == (self._host, self._port):
+            path = parts.path + ("?" + parts.query if parts.query else "")
+            _, _, body = self._call("GET", path, raw_path=True)
+            return body
+        # Another host (e.g. a CDN in front of the daemon): no token leaves for it.
+        other = Client(absolute, timeout=self.timeout)
+        _, _, body = other._call("GET", parts.path, raw_path=True)
+        return body
+
+    def transcribe(self, audio_bytes, filename="speech.wav", language=None):
+        """What was said in the audio, via the OpenAI-compatible transcription route."""
+        fields = {"model": "whisper-1", "response_format": "json"}
+        if language:
+            fields["language"] = language
+        body, content_type = encode_multipart(fields, {"file": (filename, audio_bytes, _audio_type(filename))})
+        _, _, data = self._call("POST", "/v1/audio/transcriptions", body=body, content_type=content_type)
+        return _json(data, self.server).get("text", "")
+
+    def generate(self, prompt, response_format="b64_json", **options):
+        """The OpenAI-compatible image route: PNG bytes for each image, without a job."""
+        fields = _job_fields(prompt, options)
+        fields["response_format"] = response_format
+        _, _, data = self._call("POST", "/v1/images/generations", body=json.dumps(fields).encode("utf-8"),
+                                content_type="application/json")
+        images = []
+        for item in _json(data, self.server).get("data", []):
+            images.append(base64.b64decode(item["b64_json"]) if "b64_json" in item else self.fetch(item["url"]))
+        return images
+
+    # -- the whole job ------------------------------------------------------
+
+    def run_job(self, prompt=None, audio=None, on_event=None, cancelled=None, audio_filename="speech.wav",
+                poll_interval=0.5, **options):
+        """Submit a job, follow it to the end and fetch its images.
+
+        `on_event(name, data)` sees every event (transcript, progress, the terminal
+        one); `cancelled()` returning True cancels the job on the daemon. Raises
+        VoicebrushError when the job fails, is cancelled, or the daemon goes away.
+        """
+        job = self.submit_job(prompt=prompt, audio=audio, audio_filename=audio_filename, **options)
+        job_id = job["id"]
+        emit = on_event or (lambda name, data: None)
+        is_cancelled = cancelled or (lambda: False)
+
+        # The event stream blocks in its own thread so cancellation is noticed while it waits.
+        inbox = queue.Queue()
+        stop_reading = threading.Event()
+        connections = []
+        reader = threading.Thread(target=self._pump_events, args=(job_id, inbox, stop_reading, connections),
+                                  name="voicebrush-events", daemon=True)
+        reader.start()
+
+        final = None
+        cancel_sent_at = None
+        polling = False
+        last_progress = None
+        try:
+            while final is None:
+                if cancel_sent_at is None and is_cancelled():
+                    cancel_sent_at = time.monotonic()
+                    try:
+                        self.cancel(job_id)
+                    except VoicebrushError as exc:
+                        if exc.code in ("unreachable", "timeout", "invalid_token"):
+                            raise
+                        # Otherwise the job has just ended (409/404): its terminal event tells how.
+                if cancel_sent_at is not None and time.monotonic() - cancel_sent_at > self.timeout + 20:
+                    raise VoicebrushError("the daemon did not confirm the cancel", code="cancelled", server=self.server)
+                if polling:
+                    time.sleep(poll_interval)
+                    record = self.get_job(job_id)
+                    progress = record.get("progress") or {}
+                    step = (progress.get("step"), progress.get("steps"))
+                    if step != last_progress and step[0] is not None:
+                        last_progress = step
+                        emit("progress", {"id": job_id, "step": step[0], "steps": step[1]})
+                    if record.get("status") in TERMINAL_EVENTS:
+                        final = record["status"], record
+                    continue
+                try:
+                    item = inbox.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if isinstance(item, Exception):
+                    # The stream broke or is not offered: follow the job by polling instead.
+                    polling = True
+                    continue
+                name, data = item
+                emit(name, data)
+                if name in TERMINAL_EVENTS:
+                    final = (name, data if isinstance(data, dict) and data.get("id") else self.get_job(job_id))
+        finally:
+            stop_reading.set()
+            for conn in connections:
+                _shut(conn)
+
+        name, record = final
+        if name == "done" or record.get("status") == "done":
+            images = [self.fetch(url) for url in record.get("images") or []]
+            return JobResult(record, images)
+        if name == "cancelled" or record.get("status") == "cancelled":
+            raise VoicebrushError("cancelled", code="cancelled", server=self.server)
+        error = record.get("error") or {}
+        raise VoicebrushError(error.get("message") or "the job failed", code=error.get("code") or "job_failed",
+                              param=error.get("param"), server=self.server)
+
+    def _pump_events(self, job_id, inbox, stop_reading, connections):
+        try:
+            for item in self._stream_events(job_id, 120.0, connections.append):
+                if stop_reading.is_set():
+                    return
+                inbox.put(item)
+            inbox.put(VoicebrushError("the event stream ended early", code="bad_response"))
+        except Exception as exc:  # handed to run_job, which falls back to polling
+            inbox.put(exc)
+
+    # -- HTTP plumbing ------------------------------------------------------
+
+    def _open(self, method, path, body=None, content_type=None, headers=None, raw_path=False):
+        """Connect (bounded by `timeout`) and send; returns the connection and its response."""
+        url_path = path if raw_path else self._prefix + path
+        all_headers = {"Accept": "application/json", "User-Agent": "voicebrush-client/1"}
+        if self.token:
+            all_headers["Authorization"] = "Bearer " + self.token
+        if content_type:
+            all_headers["Content-Type"] = content_type
+        all_headers.update(headers or {})
+        if self._scheme == "https":
+            conn = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
+                                               context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        try:
+            conn.request(method, url_path, body=body, headers=all_headers)
+            # Kept because http.client drops conn.sock once a "Connection: close" answer arrives,
+            # and the event stream needs it to change its timeout and to be woken up.
+            conn.stream_socket = conn.sock
+            response = conn.getresponse()
+        except socket.timeout:
+            conn.close()
+            raise VoicebrushError("no answer within %.0f s" % self.timeout, code="timeout", server=self.server)
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise VoicebrushError(str(exc), code="unreachable", server=self.server)
+        return conn, response
+
+    def _call(self, method, path, body=None, content_type=None, accept_statuses=(), raw_path=False):
+        conn, response = self._open(method, path, body=body, content_type=content_type, raw_path=raw_path)
+        try:
+            data = response.read()
+        except socket.timeout:
+            raise VoicebrushError("no answer within %.0f s" % self.timeout, code="timeout", server=self.server)
+        except (OSError, http.client.HTTPException) as exc:
+            raise VoicebrushError(str(exc), code="unreachable", server=self.server)
+        finally:
+            conn.close()
+        if response.status >= 400 and response.status not in accept_statuses:
+            raise self._error_from(response.status, data)
+        return response.status, response.getheaders(), data
+
+    def _error_from(self, status, body):
+        try:
+            error = json.loads(body.decode("utf-8")).get("error") or {}
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            error = {}
+        if not isinstance(error, dict):
+            error = {"message": str(error)}
+        code = error.get("code")
+        if status == 401:
+            code = "invalid_token"
+        elif status == 403 and not code:
+            code = "forbidden"
+        elif status == 429:
+            code = "rate_limited"
+        message = error.get("message") or "HTTP %d" % status
+        return VoicebrushError(message, code=code or "http_%d" % status, status=status,
+                               param=error.get("param"), server=self.server)
+
+
+# -- pure helpers -------------------------------------------------------------
+
+
+def parse_sse(lines):
+    """(event, data) pairs from an iterable of SSE lines (bytes or str); data is JSON-decoded when it can be."""
+    name, data_lines = "message", []
+    for raw in lines:
+        line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        line = line.rstrip("\r\n")
+        if not line:
+            if data_lines:
+                text = "\n".join(data_lines)
+                try:
+                    data = json.loads(text)
+                except ValueError:
+                    data = text
+                yield name, data
+            name, data_lines = "message", []
+            continue
+        if line.startswith(":"):
+            continue  # a comment, e.g. a keep-alive
+        field, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if field == "event":
+            name = value
+        elif field == "data":
+            data_lines.append(value)
+
+
+def encode_multipart(fields, files):
+    """A multipart/form-data body: `fields` {name: value}, `files` {name: (filename, bytes, type)}."""
+    boundary = "voicebrush-" + uuid.uuid4().hex
+    out = io.BytesIO()
+    for name, value in fields.items():
+        if value is None:
+            continue
+        out.write(("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n" % (boundary, name)).encode("utf-8"))
+        out.write(str(value).encode("utf-8"))
+        out.write(b"\r\n")
+    for name, (filename, content, content_type) in files.items():
+        safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
+        out.write(("--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+                   "Content-Type: %s\r\n\r\n" % (boundary, name, safe_name, content_type)).encode("utf-8"))
+        out.write(content)
+        out.write(b"\r\n")
+    out.write(("--%s--\r\n" % boundary).encode("utf-8"))
+    return out.getvalue(), "multipart/form-data; boundary=" + boundary
+
+
+def encode_wav(pcm_s16le, sample_rate=16000, channels=1):
+    """A WAV file around raw signed 16-bit little-endian samples."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(sample_rate)
+        wav.writeframes(pcm_s16le)
+    return out.getvalue()
+
+
+def pcm_level(pcm_s16le):
+    """Peak level of s16le samples from 0.0 (silence) to 1.0 (full scale), for a level meter."""
+    count = len(pcm_s16le) // 2
+    if not count:
+        return 0.0
+    samples = struct.unpack("<%dh" % count, pcm_s16le[:count * 2])
+    return min(1.0, max(abs(s) for s in samples) / 32767.0)
+
+
+def png_size(png_bytes):
+    """(width, height) from a PNG's header."""
+    if png_bytes[:8] != b"\x89PNG\r\n\x1a\n" or png_bytes[12:16] != b"IHDR":
+        raise ValueError("not a PNG image")
+    return struct.unpack(">II", png_bytes[16:24])
+
+
+def snap_to_8(side):
+    """The nearest side length Stable Diffusion accepts: a multiple of 8 from 64 to 2048."""
+    return int(min(2048, max(64, int(round(side / 8.0)) * 8)))
+
+
+def fit_generation_size(target_w, target_h, max_side=768):
+    """The size to generate for a target area: its aspect, the longer side `max_side`
+    (the model's native size), each side a multiple of 8 from 64 to 2048.
+
+    The result is then scaled to the target, so a small selection still gets a
+    full-quality generation and a large canvas is not asked of the model directly.
+    """
+    if target_w <= 0 or target_h <= 0:
+        raise ValueError("target size must be positive, got %rx%r" % (target_w, target_h))
+    scale = float(max_side) / max(target_w, target_h)
+    return snap_to_8(target_w * scale), snap_to_8(target_h * scale)
+
+
+def format_size(size):
+    """"WxH" from a (w, h) pair or an already formatted string."""
+    if isinstance(size, str):
+        return size
+    width, height = size
+    return "%dx%d" % (int(width), int(height))
+
+
+def _job_fields(prompt, options):
+    unknown = set(options) - set(GENERATION_OPTIONS)
+    if unknown:
+        raise TypeError("unknown generation option(s): %s" % ", ".join(sorted(unknown)))
+    fields = {}
+    if prompt is not None and str(prompt).strip():
+        fields["prompt"] = str(prompt).strip()
+    for key in GENERATION_OPTIONS:
+        value = options.get(key)
+        if value is None or value == "":
+            continue
+        fields[key] = format_size(value) if key == "size" else value
+    return fields
+
+
+def _shut(conn):
+    """Wake a thread blocked reading `conn` (closing alone does not)."""
+    sock = getattr(conn, "stream_socket", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    conn.close()
+
+
+def _audio_type(filename):
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return {
+        "wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg",
+        "webm": "audio/webm", "m4a": "audio/mp4",
+    }.get(extension, "application/octet-stream")
+
+
+def _json(body, server):
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise VoicebrushError("not JSON: %r" % body[:80], code="bad_response", server=server)
+    if not isinstance(data, dict):
+        raise VoicebrushError("unexpected JSON: %r" % (data,), code="bad_response", server=server)
+    return data
