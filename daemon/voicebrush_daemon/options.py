@@ -94,7 +94,8 @@ def parse_size(value: Any) -> tuple[int, int] | None:
     if not isinstance(value, str):
         raise _bad("size", "'size' must be a string like \"768x768\".")
     parts = value.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    # isascii: str.isdigit() also admits digits int() refuses, such as "²".
+    if len(parts) != 2 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
         raise _bad("size", f"'size' must look like \"768x768\", got {value[:40]!r}.")
     width, height = (int(p) for p in parts)
     for side in (width, height):

@@ -39,7 +39,8 @@ class Settings:
     asr_engine: str = "faster-whisper"  # or "openai-whisper"
     asr_model: str | None = None  # None: the preset's default
     device: str = "auto"  # auto, cuda, cpu, mps
-    token: str | None = None
+    # repr=False: a Settings printed or logged must not carry the secret with it.
+    token: str | None = field(default=None, repr=False)
     data_dir: Path = field(default_factory=default_data_dir)
     queue_size: int = 16  # waiting jobs beyond this get 429
     low_vram: bool = False  # model CPU offload, attention slicing, VAE tiling

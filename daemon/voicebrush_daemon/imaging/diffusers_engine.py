@@ -206,7 +206,9 @@ def _load_pipeline(source: ModelSource, plan: RuntimePlan, *, allow_download: bo
                         raise ModelUnavailable(missing_message(source))
                     snapshot = download_snapshot(location)
                 location = str(snapshot)
-            pipe = StableDiffusionPipeline.from_pretrained(location, local_files_only=True, **common)
+            # use_safetensors: a folder holding only pickled .bin weights is refused, not
+            # unpickled (no pickle from files we did not make).
+            pipe = StableDiffusionPipeline.from_pretrained(location, local_files_only=True, use_safetensors=True, **common)
     except ModelUnavailable:
         raise
     except (OSError, ValueError) as exc:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import threading
 import time
@@ -52,18 +53,35 @@ class JobStore:
         self.images_dir = data_dir / "images"
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
-        self.last_error: str | None = None
+        # One entry per folder that failed its last write, so a good write to jobs/
+        # does not hide a broken images/ (and the reverse).
+        self._errors: dict[str, str] = {}
+
+    @property
+    def last_error(self) -> str | None:
+        """The disk problem health reports, or None while every folder takes writes."""
+        return "; ".join(self._errors.values()) or None
+
+    def _failed(self, folder: Path, exc: OSError) -> StorageError:
+        message = f"cannot write to {folder}: {exc.strerror or exc}"
+        self._errors[folder.name] = message
+        return StorageError(message)
 
     def open(self) -> list[Job]:
         """Load history. Jobs that were running when the daemon died come back failed
-        ('interrupted'), and partial files from a crash are removed. Returns those jobs."""
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self.images_dir.mkdir(parents=True, exist_ok=True)
+        ('interrupted'), and partial files from a crash are removed. Returns those jobs.
+
+        A data dir that cannot be written does not stop the daemon: the problem is
+        reported by health and by each job that needs the disk, and the rest serves."""
         for folder in (self.jobs_dir, self.images_dir):
-            for partial in folder.glob(TEMP_PREFIX + "*"):
-                partial.unlink(missing_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                for partial in folder.glob(TEMP_PREFIX + "*"):
+                    partial.unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("%s", self._failed(folder, exc))
         interrupted = []
-        for path in self.jobs_dir.glob("*.json"):
+        for path in self.jobs_dir.glob("*.json") if self.jobs_dir.is_dir() else ():
             try:
                 job = Job.from_dict(json.loads(path.read_bytes()))
             except (OSError, ValueError, TypeError) as exc:
@@ -76,7 +94,13 @@ class JobStore:
                 interrupted.append(job)
             self._jobs[job.id] = job
         for job in interrupted:
-            self.save(job)
+            # Images a cut-off job wrote before the crash belong to no finished record.
+            for orphan in self.images_dir.glob(f"{job.id}-*.png") if self.images_dir.is_dir() else ():
+                orphan.unlink(missing_ok=True)
+            try:
+                self.save(job)
+            except StorageError as exc:
+                log.error("%s", exc)
         return interrupted
 
     def add(self, job: Job) -> None:
@@ -97,27 +121,31 @@ class JobStore:
         """Persist a job's record. A failing disk is remembered (health reports it) and
         raised as StorageError; the in-memory record stays current either way."""
         data = json.dumps(job.to_dict(), separators=(",", ":")).encode()
-        try:
-            write_atomically(self.jobs_dir / f"{job.id}.json", data)
-            self.last_error = None
-        except OSError as exc:
-            self.last_error = f"cannot write to the data dir {self.jobs_dir.parent}: {exc.strerror or exc}"
-            raise StorageError(self.last_error) from exc
+        self._write(self.jobs_dir, f"{job.id}.json", data)
 
     def save_image(self, job_id: str, index: int, png: bytes) -> str:
         name = f"{job_id}-{index}"
-        try:
-            write_atomically(self.images_dir / f"{name}.png", png)
-            self.last_error = None
-        except OSError as exc:
-            self.last_error = f"cannot write to the data dir {self.images_dir.parent}: {exc.strerror or exc}"
-            raise StorageError(self.last_error) from exc
+        self._write(self.images_dir, f"{name}.png", png)
         return name
+
+    def _write(self, folder: Path, filename: str, data: bytes) -> None:
+        try:
+            # mkdir each time: a folder removed (or replaced) while we run comes back
+            # as soon as the disk allows, without a restart.
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomically(folder / filename, data)
+        except OSError as exc:
+            raise self._failed(folder, exc) from exc
+        self._errors.pop(folder.name, None)
 
     def image_path(self, name: str) -> Path | None:
         """The file for an image name, or None. Names are checked against the one shape
         the daemon makes, so no request can reach outside the images folder."""
-        if not IMAGE_NAME.match(name):
+        if not IMAGE_NAME.fullmatch(name):
             return None
         path = self.images_dir / f"{name}.png"
-        return path if path.is_file() else None
+        try:
+            # lstat: a symlink planted in the folder is not followed out of it.
+            return path if stat.S_ISREG(os.lstat(path).st_mode) else None
+        except OSError:
+            return None

@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import gc
 import io
 import logging
 import queue
 import statistics
+import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -90,7 +93,12 @@ class JobQueue:
         self.state = "loading"  # loading -> ready | error
         self.load_error: BaseException | None = None
         self.ready = threading.Event()  # set once loading ended, well or not
-        self.fresh_pngs: dict[str, list[bytes]] = {}  # for synchronous routes, popped by them
+        # PNG bytes for the synchronous route, so it need not read them back from disk.
+        # Touched only on the event loop: a route registers a job in _png_waiters before
+        # submitting it, and the worker hands PNGs over only for registered jobs, so a
+        # route that left (client gone) never leaves a result behind in memory.
+        self.fresh_pngs: dict[str, list[bytes]] = {}
+        self._png_waiters: set[str] = set()
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -162,6 +170,19 @@ class JobQueue:
         self._put(_TranscriptionWork(samples, options, future))
         return asyncio.wrap_future(future)
 
+    def want_pngs(self, job_id: str) -> None:
+        """On the loop: keep this job's PNGs in fresh_pngs when it is done."""
+        self._png_waiters.add(job_id)
+
+    def take_pngs(self, job_id: str) -> list[bytes] | None:
+        """On the loop: the job's PNGs (once), and stop waiting for them."""
+        self._png_waiters.discard(job_id)
+        return self.fresh_pngs.pop(job_id, None)
+
+    def _keep_pngs(self, job_id: str, pngs: list[bytes]) -> None:
+        if job_id in self._png_waiters:
+            self.fresh_pngs[job_id] = pngs
+
     def cancel(self, job_id: str) -> bool:
         """Ask a queued or running job to stop. False if it already ended."""
         work = self._active.get(job_id)
@@ -222,17 +243,54 @@ class JobQueue:
             if isinstance(item, _JobWork):
                 self._finish(item.job, CANCELLED, error_body("The daemon shut down before this job ran.", "shutdown"))
                 self._active.pop(item.job.id, None)
-            elif isinstance(item, _TranscriptionWork):
+            elif isinstance(item, _TranscriptionWork) and item.future.set_running_or_notify_cancel():
                 item.future.set_exception(ApiError(503, "The daemon is shutting down.", "shutting_down"))
 
     def _transcribe(self, item: _TranscriptionWork) -> None:
         if not item.future.set_running_or_notify_cancel():
             return  # the client went away while it waited
         try:
-            item.future.set_result(self.engines.speech.transcribe(item.samples, item.options))
-        except BaseException as exc:
-            log.exception("transcription failed")
-            item.future.set_exception(exc)
+            transcript = self.engines.speech.transcribe(item.samples, item.options)
+        except ApiError as exc:  # the engine's own verdict on the input (e.g. unknown language)
+            item.future.set_exception(ApiError(exc.status, exc.message, exc.code, param=exc.param))
+            return
+        except Exception as exc:
+            error = self._engine_failure("transcription", exc)
+            del exc
+            self._release_memory()
+            status = 503 if error["code"] == "out_of_memory" else 500
+            item.future.set_exception(ApiError(status, error["message"], error["code"], type="server_error"))
+            return
+        item.future.set_result(transcript)
+
+    # ---- engine faults ---------------------------------------------------------
+
+    @staticmethod
+    def _engine_failure(what: str, exc: BaseException) -> dict:
+        """The job error for an exception an engine raised. The traceback is logged as
+        text, so no log record keeps the failed call's frames (and their tensors) alive."""
+        if is_out_of_memory(exc):
+            log.error("%s ran out of memory: %s", what, str(exc))  # str: a kept log record must not hold the traceback
+            return error_body(
+                "The device ran out of memory; try a smaller size, fewer images, or start the daemon with --low-vram.",
+                "out_of_memory",
+            )
+        log.error("%s failed:\n%s", what, "".join(traceback.format_exception(exc)).rstrip())
+        return error_body(f"The model failed: {type(exc).__name__}: {str(exc)[:200]}", "engine_error")
+
+    def _release_memory(self) -> None:
+        """After a failure: drop what the failed call left behind and hand cached device
+        memory back, so the next job starts from a clean slate."""
+        gc.collect()
+        release = getattr(self.engines.image, "release_memory", None) if self.engines else None
+        try:
+            if release is not None:
+                release()
+            torch = sys.modules.get("torch")
+            if torch is not None and torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:  # freeing memory must not turn one failure into two
+            log.debug("releasing memory failed", exc_info=True)
 
     def _save(self, job: Job) -> None:
         try:
@@ -303,18 +361,29 @@ class JobQueue:
                 pngs.append(png)
             job.timings["save_s"] = round(time.perf_counter() - started, 4)
             job.images = names
-            if job.kind != DICTATION:
-                self.fresh_pngs[job.id] = pngs
+            if job.kind != DICTATION and self._loop is not None and not self._loop.is_closed():
+                # Before _finish publishes the terminal event, so the route finds them.
+                self._loop.call_soon_threadsafe(self._keep_pngs, job.id, pngs)
             self._finish(job, DONE)
+            return
         except GenerationCancelled:
-            self._finish(job, CANCELLED)
-        except EngineOutOfMemory:
-            self._finish(job, FAILED, error_body("The GPU ran out of memory; try a smaller size, fewer images, or --low-vram.", "out_of_memory"))
+            if self._closing:
+                self._finish(job, CANCELLED, error_body("The daemon shut down while this job ran.", "shutdown"))
+            else:
+                self._finish(job, CANCELLED)
+            return
         except StorageError as exc:
             self._finish(job, FAILED, error_body(f"Could not save the result: {exc}", "storage_error"))
+            return
+        except ApiError as exc:  # an engine's verdict on the input, e.g. an unknown language
+            self._finish(job, FAILED, error_body(exc.message, exc.code))
+            return
         except Exception as exc:  # one broken job must not take the worker down
-            log.exception("job %s failed", job.id)
-            self._finish(job, FAILED, error_body(f"The model failed: {type(exc).__name__}: {str(exc)[:200]}", "engine_error"))
+            error = self._engine_failure(f"job {job.id}", exc)
+            del exc  # the traceback holds the failed call's frames
+        # Outside the except block, so no traceback keeps the failed call's memory.
+        self._release_memory()
+        self._finish(job, FAILED, error)
 
     def _step_callback(self, work: _JobWork):
         job = work.job
@@ -355,6 +424,15 @@ def _jpeg_base64(image) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=70)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA/MPS/CPU out-of-memory, however the engine or torch spelled it."""
+    if isinstance(exc, (EngineOutOfMemory, MemoryError)):
+        return True
+    if type(exc).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
 def is_terminal(status: str) -> bool:

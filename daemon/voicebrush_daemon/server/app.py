@@ -13,7 +13,7 @@ from ..jobs.store import JobStore
 from ..jobs.worker import Engines, JobQueue
 from ..settings import Settings
 from . import routes_audio, routes_images, routes_jobs, routes_meta
-from .middleware import error_shape, make_access_middleware
+from .middleware import error_shape, make_access_middleware, make_cors_headers
 from .state import HUB, JOBS, SETTINGS, STORE
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
         preview_every=settings.preview_every,
     )
     app[SETTINGS], app[STORE], app[HUB], app[JOBS] = settings, store, hub, queue
+    app.on_response_prepare.append(make_cors_headers(settings))
 
     async def lifecycle(app: web.Application):
         interrupted = store.open()

@@ -74,20 +74,69 @@ def origin_allowed(origin: str, settings: Settings) -> bool:
     return host == settings.host and port == settings.port
 
 
+def normalise_origin(origin: str) -> str:
+    """scheme://host[:port] as browsers send it: lower case, no path, no trailing slash."""
+    return origin.strip().rstrip("/").lower()
+
+
+CORS_METHODS = "GET, POST, DELETE, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type"
+CORS_EXPOSED = "Retry-After, Content-Type"
+CORS_MAX_AGE_S = "600"
+
+
+def cors_origin(request: web.Request, settings: Settings) -> str | None:
+    """The request's Origin when the operator allowed it with --allow-origin, else None."""
+    origin = request.headers.get("Origin")
+    if origin is None or not settings.allowed_origins:
+        return None
+    allowed = {normalise_origin(o) for o in settings.allowed_origins}
+    return origin if normalise_origin(origin) in allowed else None
+
+
+def make_cors_headers(settings: Settings):
+    """on_response_prepare hook: CORS headers on every answer (errors and event streams
+    included, or a browser could not read them) to an origin the operator allowed, and
+    none at all otherwise."""
+
+    async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+        origin = cors_origin(request, settings)
+        if origin is None:
+            return
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED
+        response.headers["Vary"] = "Origin"
+
+    return add_cors_headers
+
+
 def make_access_middleware(settings: Settings):
     token = settings.token.encode() if settings.token else None
+    allowed = tuple(normalise_origin(o) for o in settings.allowed_origins)
+    settings_for_origins = settings if allowed == settings.allowed_origins else _with_origins(settings, allowed)
 
     @web.middleware
     async def access(request: web.Request, handler):
         origin = request.headers.get("Origin")
-        if origin is not None and not origin_allowed(origin, settings):
+        if origin is not None and not origin_allowed(normalise_origin(origin), settings_for_origins):
             # Browsers must not drive a local daemon from a web page.
             raise ApiError(403, "Requests from web pages on other sites are not allowed.", "forbidden_origin")
+        if request.method == "OPTIONS" and origin is not None and cors_origin(request, settings):
+            # A CORS preflight carries no credentials: answer it before the token check.
+            return web.Response(
+                status=204,
+                headers={
+                    "Access-Control-Allow-Methods": CORS_METHODS,
+                    "Access-Control-Allow-Headers": CORS_HEADERS,
+                    "Access-Control-Max-Age": CORS_MAX_AGE_S,
+                },
+            )
         if token is not None and not (request.method == "GET" and request.path == "/v1/health"):
             supplied = request.headers.get("Authorization", "")
             scheme, _, value = supplied.partition(" ")
             # compare_digest: the time taken does not reveal how much of the token matched.
-            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token):
+            # The supplied value is never logged or echoed, right or wrong.
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode("utf-8", "surrogateescape"), token):
                 raise ApiError(
                     401,
                     "Missing or wrong token: send 'Authorization: Bearer TOKEN' with the daemon's token.",
@@ -95,10 +144,12 @@ def make_access_middleware(settings: Settings):
                     type="authentication_error",
                     headers={"WWW-Authenticate": 'Bearer realm="voicebrush"'},
                 )
-        response = await handler(request)
-        if origin is not None and origin in settings.allowed_origins:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-        return response
+        return await handler(request)
 
     return access
+
+
+def _with_origins(settings: Settings, origins: tuple[str, ...]) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, allowed_origins=origins)

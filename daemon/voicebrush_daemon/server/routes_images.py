@@ -25,24 +25,26 @@ FAILURE_STATUS = {"out_of_memory": 503, "storage_error": 507, "engine_error": 50
 @routes.post("/v1/images/generations")
 async def create_images(request: web.Request) -> web.Response:
     queue, hub, store = request.app[JOBS], request.app[HUB], request.app[STORE]
-    schedulers = queue.engines.image.schedulers if queue.engines else ()
-    options = parse_options(await read_json(request), schedulers=schedulers)
+    engines = queue._require_ready()
+    options = parse_options(await read_json(request), schedulers=engines.image.schedulers)
     job, options = job_from_options(GENERATION, options)
     with hub.subscribe(job.id) as subscription:
-        queue.submit_job(job, options)
+        queue.want_pngs(job.id)
         try:
+            queue.submit_job(job, options)
             while not subscription.ended:
                 await subscription.next(CLIENT_CHECK_S)
                 if request.transport is None or request.transport.is_closing():
                     # Nobody will read the answer: free the worker for someone who will.
-                    queue.cancel(job.id)
                     raise asyncio.CancelledError
         except asyncio.CancelledError:
             queue.cancel(job.id)
-            queue.fresh_pngs.pop(job.id, None)
             raise
-    pngs = queue.fresh_pngs.pop(job.id, None)
+        finally:
+            pngs = queue.take_pngs(job.id)
     if job.status == CANCELLED:
+        if job.error and job.error.get("code") == "shutdown":
+            raise ApiError(503, job.error["message"], "shutting_down", type="server_error")
         raise ApiError(409, "The generation was cancelled.", "cancelled")
     if job.status != DONE:
         error = job.error or {}

@@ -17,6 +17,9 @@ from .uploads import is_multipart, read_form, read_json
 routes = web.RouteTableDef()
 
 SSE_HEARTBEAT_S = 15.0
+# A client that stops reading for this long is cut off, so it holds no connection (and
+# no backlog of previews) forever. The job never waits for any client either way.
+SSE_WRITE_TIMEOUT_S = 30.0
 
 
 def job_from_options(kind: str, options: GenerationOptions) -> Job:
@@ -54,7 +57,7 @@ def find_job(request: web.Request) -> Job:
 @routes.post("/v1/jobs")
 async def create_job(request: web.Request) -> web.Response:
     queue, settings = request.app[JOBS], request.app[SETTINGS]
-    schedulers = queue.engines.image.schedulers if queue.engines else ()
+    schedulers = queue._require_ready().image.schedulers
     samples, language = None, None
     if is_multipart(request):
         form = await read_form(request, settings.max_upload_bytes)
@@ -72,7 +75,8 @@ async def create_job(request: web.Request) -> web.Response:
 @routes.get("/v1/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     raw = request.query.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    # isascii: str.isdigit() also admits digits int() refuses, such as "²".
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
         raise ApiError(400, "'limit' must be a whole number from 1 to 1000.", "invalid_value", param="limit")
     image_url = image_url_maker(request)
     jobs = request.app[STORE].recent(int(raw))
@@ -121,12 +125,21 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 item = await subscription.next(SSE_HEARTBEAT_S)
                 if item is None:
                     if not subscription.ended:
-                        await response.write(b": keep-alive\n\n")  # proxies and clients see we live
+                        await _write(request, response, b": keep-alive\n\n")  # proxies and clients see we live
                     continue
                 event, data = item
                 if event in TERMINAL:
                     data = Job.from_dict(data).public(image_url)
-                await response.write(_sse(event, data))
+                await _write(request, response, _sse(event, data))
         except ConnectionResetError:
-            pass  # the client left; the job goes on without it
+            pass  # the client left (or stopped reading); the job goes on without it
     return response
+
+
+async def _write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
+    try:
+        await asyncio.wait_for(response.write(data), SSE_WRITE_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError("the event stream's client stopped reading") from None

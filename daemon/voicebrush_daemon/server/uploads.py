@@ -17,6 +17,7 @@ from ..errors import ApiError
 
 MAX_JSON_BYTES = 1024 * 1024
 MAX_FIELD_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 64  # far more than any client sends; each may hold MAX_FIELD_BYTES
 DRAIN_CAP = 512 * 1024 * 1024  # past this we stop reading and let the connection drop
 CHUNK = 256 * 1024
 
@@ -64,12 +65,16 @@ class Form:
 
 
 async def read_form(request: web.Request, max_file_bytes: int) -> Form:
-    """A multipart form with at most one file part named `file` and small text fields."""
+    """A multipart form with at most one file part named `file` and small text fields.
+
+    The whole form is bounded too (one file, at most MAX_FORM_FIELDS small fields), so
+    many parts cannot add up to more memory than one upload."""
     try:
         reader = await request.multipart()
-    except (AssertionError, ValueError, KeyError) as exc:
-        raise ApiError(400, f"The body is not a valid multipart form ({exc}).", "invalid_form") from None
+    except Exception as exc:
+        raise ApiError(400, f"The body is not a valid multipart form ({str(exc)[:120]}).", "invalid_form") from None
     form = Form()
+    parts = 0
     try:
         while True:
             part = await reader.next()
@@ -77,7 +82,14 @@ async def read_form(request: web.Request, max_file_bytes: int) -> Form:
                 break
             if not hasattr(part, "read_chunk"):  # a nested multipart: not ours
                 raise ApiError(400, "Nested multipart bodies are not supported.", "invalid_form")
+            parts += 1
             name = part.name or ""
+            if parts > MAX_FORM_FIELDS:
+                await drain(request)
+                raise ApiError(413, f"A form may hold at most {MAX_FORM_FIELDS} fields.", "payload_too_large")
+            if name == "file" and form.file is not None:
+                await drain(request)
+                raise ApiError(400, "Send one 'file' per request.", "invalid_form", param="file")
             limit = max_file_bytes if name == "file" else MAX_FIELD_BYTES
             data = bytearray()
             while True:
@@ -98,8 +110,10 @@ async def read_form(request: web.Request, max_file_bytes: int) -> Form:
                     raise ApiError(400, f"The form field {name[:40]!r} is not text.", "invalid_form", param=name[:40]) from None
     except ApiError:
         raise
-    except (ValueError, AssertionError, RuntimeError) as exc:
-        raise ApiError(400, f"The multipart form is malformed ({str(exc)[:120]}).", "invalid_form") from None
+    except Exception as exc:
+        # Whatever the multipart parser trips over (bad part headers, bad boundaries,
+        # bad encodings) came from the client: a 400, never a 500.
+        raise ApiError(400, f"The multipart form is malformed ({type(exc).__name__}: {str(exc)[:120]}).", "invalid_form") from None
     return form
 
 

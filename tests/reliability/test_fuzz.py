@@ -1,0 +1,124 @@
+"""Hostile input: schemathesis fuzzes every route of the daemon's own /openapi.json.
+
+The real app with the real tiny engines, over a real loopback port. Each operation gets
+schema-valid (positive) and schema-violating (negative) cases. For every answer:
+no 5xx, the status, content type, headers and body conform to the document, every
+error has the contract's shape exactly, and schema-violating input is refused.
+
+Generation cost is kept honest rather than hidden: the document's bounds stay the real
+ones (n up to 8, steps up to 500), the two generating routes get a smaller budget,
+a synchronous generation that takes longer than the client's timeout is dropped by
+the client (which cancels its job, see test_clients), and each accepted job is
+cancelled with DELETE right away, as an impatient user would.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from reliability_support import assert_error_shape, served_app  # noqa: F401 (fixture)
+
+CASES = 30  # per operation and mode
+GENERATING = {"POST /v1/images/generations": 20, "POST /v1/jobs": 20}
+GENERATION_TIMEOUT_S = 2.0
+# Schema-valid but refused, by rules a JSON schema cannot state: bytes that do not
+# decode as audio, sizes that are not multiples of 8, a form with neither file nor prompt.
+SEMANTIC_RULES = {"POST /v1/audio/transcriptions", "POST /v1/images/generations", "POST /v1/jobs"}
+
+
+def fuzz_operation(operation, mode, examples, url, session, tally, failures, **fixed):
+    label = operation.label
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,  # the same cases every run: a failure here reproduces
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
+    @given(case=operation.as_strategy(generation_mode=mode, **fixed))
+    def run(case):
+        timeout = GENERATION_TIMEOUT_S if label == "POST /v1/images/generations" else 30
+        try:
+            response = case.call(base_url=url, session=session, timeout=timeout)
+        except requests.exceptions.ReadTimeout:
+            tally["dropped by the client (timeout)"] += 1
+            return
+        tally[response.status_code] += 1
+        tally["cases"] += 1
+        problems = []
+        try:
+            excluded = [positive_data_acceptance] if label in SEMANTIC_RULES else []
+            case.validate_response(response, excluded_checks=excluded, transport_kwargs={"base_url": url, "session": session})
+        except Exception as exc:  # schemathesis' FailureGroup: collected, all reported at the end
+            problems.append(str(exc)[:3000])
+        if response.status_code >= 400:
+            try:
+                assert_error_shape(response.json())
+            except Exception as exc:
+                problems.append(f"error shape: {exc!r}: {response.text[:300]}")
+        if problems:
+            failures.append((label, mode.value, response.status_code, case.as_curl_command(), problems))
+        if label == "POST /v1/jobs" and response.status_code == 202:
+            session.delete(f"{url}/v1/jobs/{response.json()['id']}", timeout=30)
+
+    try:
+        run()
+    except Unsatisfiable:
+        pass  # e.g. no schema-violating request exists for GET /v1/health
+
+
+def test_fuzz_every_route_from_openapi(served_app):
+    served = served_app()
+    session = requests.Session()
+    # One finished job with an image, so the id routes are also fuzzed with ids that exist.
+    done = session.post(served.url + "/v1/images/generations", json={"prompt": "a fox", "size": "64x64", "steps": 1}, timeout=60).json()
+    job_id = done["id"]
+
+    schema = schemathesis.openapi.from_url(served.url + "/openapi.json")
+    tally: collections.Counter = collections.Counter()
+    per_operation: dict[str, int] = {}
+    failures: list = []
+    started = time.monotonic()
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.label for op in operations} >= {
+        "GET /v1/health", "GET /v1/models", "POST /v1/audio/transcriptions", "POST /v1/images/generations",
+        "POST /v1/jobs", "GET /v1/jobs", "GET /v1/jobs/{job_id}", "DELETE /v1/jobs/{job_id}",
+        "GET /v1/jobs/{job_id}/events", "GET /v1/images/{name}.png",
+    }  # schemathesis leaves out the document's own route; it is loaded above
+    for operation in operations:
+        before = tally["cases"] + tally["dropped by the client (timeout)"]
+        examples = GENERATING.get(operation.label, CASES)
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            fuzz_operation(operation, mode, examples, served.url, session, tally, failures)
+        # Ids that exist: the job's own routes, and its image.
+        path_names = {p.name for p in operation.path_parameters}
+        if path_names == {"job_id"} and operation.method.upper() != "DELETE":
+            fuzz_operation(operation, GenerationMode.POSITIVE, 5, served.url, session, tally, failures, path_parameters={"job_id": job_id})
+        if path_names == {"name"}:
+            fuzz_operation(operation, GenerationMode.POSITIVE, 5, served.url, session, tally, failures, path_parameters={"name": f"{job_id}-0"})
+        per_operation[operation.label] = tally["cases"] + tally["dropped by the client (timeout)"] - before
+    seconds = time.monotonic() - started
+
+    print(f"\nfuzz: {sum(per_operation.values())} cases in {seconds:.0f} s; statuses {dict(sorted((k, v) for k, v in tally.items() if isinstance(k, int)))}")
+    for label, count in per_operation.items():
+        print(f"  {label}: {count}")
+    print(f"  dropped by the client after {GENERATION_TIMEOUT_S} s: {tally['dropped by the client (timeout)']}")
+    report = "\n\n".join(f"{label} [{mode}] -> {status}\n{curl}\n" + "\n".join(problems) for label, mode, status, curl, problems in failures[:8])
+    assert not failures, f"{len(failures)} failing cases; the first:\n{report}"
+    assert not any(isinstance(k, int) and k >= 500 for k in tally)
+    assert sum(per_operation.values()) >= 300
+    # Every route answered something other than errors at least once.
+    assert tally[200] and tally[202] and tally[400] and tally[404]
+    # The daemon is still whole: idle (dropped generations were cancelled), and serving.
+    served.wait_idle(timeout=60)
+    assert session.get(served.url + "/v1/health", timeout=10).json()["status"] == "ok"
