@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from .model import ACTIVE, FAILED, Job, error_body
+from .model import ACTIVE, FAILED, TERMINAL, Job, error_body
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,16 @@ class StorageError(OSError):
     """The data dir is full, gone or read-only. Carries a sentence for the operator."""
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
+    """Temp file then rename. `durable` also waits for the disk (fsync): needed for
+    results, not for intermediate states that a restart marks failed anyway."""
     fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         try:
@@ -121,19 +124,21 @@ class JobStore:
         """Persist a job's record. A failing disk is remembered (health reports it) and
         raised as StorageError; the in-memory record stays current either way."""
         data = json.dumps(job.to_dict(), separators=(",", ":")).encode()
-        self._write(self.jobs_dir, f"{job.id}.json", data)
+        # fsync only the final record: an fsync costs up to ~20 ms on a busy disk, and
+        # a non-final record is rewritten as failed/interrupted after a crash anyway.
+        self._write(self.jobs_dir, f"{job.id}.json", data, durable=job.status in TERMINAL)
 
     def save_image(self, job_id: str, index: int, png: bytes) -> str:
         name = f"{job_id}-{index}"
         self._write(self.images_dir, f"{name}.png", png)
         return name
 
-    def _write(self, folder: Path, filename: str, data: bytes) -> None:
+    def _write(self, folder: Path, filename: str, data: bytes, durable: bool = True) -> None:
         try:
             # mkdir each time: a folder removed (or replaced) while we run comes back
             # as soon as the disk allows, without a restart.
             folder.mkdir(parents=True, exist_ok=True)
-            write_atomically(folder / filename, data)
+            write_atomically(folder / filename, data, durable)
         except OSError as exc:
             raise self._failed(folder, exc) from exc
         self._errors.pop(folder.name, None)

@@ -391,7 +391,9 @@ class JobQueue:
         def on_step(step: int, steps: int, make_preview) -> bool:
             job.step = step
             data: dict[str, Any] = {"id": job.id, "step": step, "steps": steps}
-            if step % self._preview_every == 0 and step < steps:
+            # A synchronous generation's caller only sees the final answer: no previews
+            # for it (on CUDA each one forces a device sync).
+            if job.kind == DICTATION and step % self._preview_every == 0 and step < steps:
                 try:
                     data["preview"] = _jpeg_base64(make_preview())
                 except Exception:  # a preview is a nicety; never fail a job over it
