@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, wait_ready
+from voicebrush_testing import FIXTURES, wait_ready
 
 SPEECH = FIXTURES / "speech"
 FAST = {"size": "64x64", "steps": 2}

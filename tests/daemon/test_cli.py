@@ -12,7 +12,7 @@ import time
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, ROOT, daemon_command, daemon_env
+from voicebrush_testing import FIXTURES, ROOT, daemon_command, daemon_env
 
 SPEECH = FIXTURES / "speech"
 

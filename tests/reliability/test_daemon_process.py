@@ -22,7 +22,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import launch_daemon
+from voicebrush_testing import launch_daemon
 from reliability_support import SPEECH, assert_error_shape
 
 TOKEN = "vb-token-7f3a9c1e5d2b8046"  # what must never show up in a log

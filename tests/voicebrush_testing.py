@@ -1,0 +1,112 @@
+"""Helpers shared by test folders: paths, and the real daemon as a subprocess.
+
+A module of its own (not conftest.py): with several conftest modules in the tree,
+`from conftest import ...` would pick whichever pytest loaded first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+async def wait_ready(test_client, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = await test_client.get("/v1/health")
+        if response.status == 200:
+            return await response.json()
+        body = await response.json()
+        if body.get("status") == "error":
+            raise AssertionError(f"models failed to load: {body}")
+        await asyncio.sleep(0.05)
+    raise AssertionError("models did not load in time")
+
+
+@dataclass
+class Daemon:
+    url: str
+    token: str | None
+    data_dir: Path
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def daemon_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "voicebrush_daemon", *args]
+
+
+def daemon_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "daemon"), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def launch_daemon(data_dir: Path, *extra: str, token: str | None = None, wait_healthy: bool = True, timeout: float = 120.0, env: dict | None = None) -> Daemon:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}-daemon.log"
+    args = ["serve", "--preset", "tiny", "--port", "0", "--device", "cpu", "--data-dir", str(data_dir), *extra]
+    if token:
+        args += ["--token", token]
+    log_file = open(log_path, "wb")
+    process = subprocess.Popen(daemon_command(*args), stdout=subprocess.PIPE, stderr=log_file, env=env or daemon_env(), cwd=ROOT)
+    deadline = time.monotonic() + timeout
+    url = None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline().decode(errors="replace")
+        if not line:
+            break
+        match = re.search(r"voicebrush listening on (http://\S+)", line)
+        if match:
+            url = match.group(1)
+            break
+    if url is None:
+        process.kill()
+        raise AssertionError(f"daemon did not start: {log_path.read_text(errors='replace')[-3000:]}")
+    daemon = Daemon(url, token, data_dir, process, log_path)
+    if wait_healthy:
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "/v1/health", timeout=5) as response:
+                    if response.status == 200:
+                        return daemon
+            except urllib.error.HTTPError as exc:
+                if exc.code != 503:
+                    raise
+            except OSError:
+                pass
+            if process.poll() is not None:
+                raise AssertionError(f"daemon exited: {daemon.log()[-3000:]}")
+            time.sleep(0.1)
+        daemon.stop()
+        raise AssertionError(f"daemon not healthy in time: {daemon.log()[-3000:]}")
+    return daemon
+
+
