@@ -30,61 +30,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .imaging.sd2_configs import SD2_SCHEDULER, SD2_TEXT_ENCODER, SD2_UNET, SD2_VAE, SD2_TOKEN_IDS
 from .settings import Settings
-
-# stabilityai/stable-diffusion-2-1 (768-v), unet/config.json.
-SD2_UNET = {
-    "sample_size": 96,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    "cross_attention_dim": 1024,
-    "attention_head_dim": (5, 10, 20, 20),  # diffusers' legacy name: heads per block
-    "use_linear_projection": True,
-    "upcast_attention": True,
-    "norm_num_groups": 32,
-    "act_fn": "silu",
-    "flip_sin_to_cos": True,
-    "freq_shift": 0,
-}
-# vae/config.json (the same VAE as SD 1.x).
-SD2_VAE = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "block_out_channels": (128, 256, 512, 512),
-    "layers_per_block": 2,
-    "latent_channels": 4,
-    "norm_num_groups": 32,
-    "sample_size": 768,
-    "scaling_factor": 0.18215,
-}
-# text_encoder/config.json: OpenCLIP ViT-H/14's text tower, penultimate layer (23 of 24).
-SD2_TEXT_ENCODER = {
-    "vocab_size": 49408,
-    "hidden_size": 1024,
-    "intermediate_size": 4096,
-    "num_hidden_layers": 23,
-    "num_attention_heads": 16,
-    "projection_dim": 512,
-    "max_position_embeddings": 77,
-    "hidden_act": "gelu",
-    "layer_norm_eps": 1e-5,
-}
-# scheduler/scheduler_config.json, as the daemon's default sampler reads it.
-SD2_SCHEDULER = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "prediction_type": "v_prediction",
-    "steps_offset": 1,
-    "timestep_spacing": "leading",
-}
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets, TFLOP/s; first match wins.
 BF16_PEAK_TFLOPS = (
@@ -121,12 +68,7 @@ def build_components(arch: Architecture, device: str = "cpu", dtype=None):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from .imaging.tiny import _MAX_TOKENS
-
-    text_config = dict(arch.text_encoder)
-    # SD2's tokenizer: CLIP's ids for start/end, "!" (0) for padding.
-    text_config.update(bos_token_id=49406, eos_token_id=49407, pad_token_id=0)
-    text_config.setdefault("max_position_embeddings", _MAX_TOKENS)
+    text_config = dict(arch.text_encoder, **SD2_TOKEN_IDS)
     with torch.device(device):
         text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
         unet = UNet2DConditionModel(**arch.unet)
@@ -161,14 +103,14 @@ def save_random_pipeline(arch: Architecture, folder: Path, device: str = "cpu") 
     import torch
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
-    from .imaging.tiny import _clip_tokenizer
+    from .imaging.tiny import write_clip_tokenizer
 
     dtype = torch.float16 if device == "cuda" else torch.float32
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         text_encoder, unet, vae = build_components(arch, device, dtype)
     with tempfile.TemporaryDirectory() as tokenizer_dir:
-        tokenizer = _clip_tokenizer(Path(tokenizer_dir))
+        tokenizer = write_clip_tokenizer(Path(tokenizer_dir))
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,

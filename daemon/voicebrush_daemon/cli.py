@@ -30,6 +30,7 @@ examples:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="sd2", help="image model: sd2 (768x768, default), sd2-base (512x512), tiny (offline stand-in), or a path to a diffusers folder or .safetensors file")
+    parser.add_argument("--model-config", type=Path, default=None, metavar="FOLDER", help="with a single .safetensors checkpoint that is not plain SD 2.x (768-v) or SD 1.x: a diffusers model folder whose configs describe it (e.g. SD 2 base's, which predicts epsilon)")
     parser.add_argument("--asr-engine", default="faster-whisper", choices=["faster-whisper", "openai-whisper"], help="speech recogniser (default: faster-whisper)")
     parser.add_argument("--asr-model", default=None, metavar="NAME_OR_PATH", help="Whisper model name (tiny.en, small.en, ...) or local path; default: the preset's")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu", "mps"], help="where the models run (default: the best available)")
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace, **overrides) -> Settings:
     values = dict(
         preset=args.preset,
+        model_config=args.model_config.expanduser().resolve() if args.model_config else None,
         asr_engine=args.asr_engine,
         asr_model=args.asr_model,
         device=args.device,

@@ -36,6 +36,9 @@ class Settings:
     port: int = 7860
     # "sd2", "sd2-base", "tiny", or a path to a diffusers folder / .safetensors file.
     preset: str = "sd2"
+    # A diffusers folder whose configs describe a single-file checkpoint named by preset
+    # (None: SD 2.x's own, or the family's from the HF cache).
+    model_config: Path | None = None
     asr_engine: str = "faster-whisper"  # or "openai-whisper"
     asr_model: str | None = None  # None: the preset's default
     device: str = "auto"  # auto, cuda, cpu, mps

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import socket
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from voicebrush_daemon.errors import EngineOutOfMemory, GenerationCancelled
 from voicebrush_daemon.imaging import (
@@ -360,10 +363,72 @@ def test_a_missing_path_names_itself(tmp_path):
         load_image_generator(Settings(preset=str(tmp_path / "nowhere.safetensors"), device="cpu", data_dir=tmp_path))
 
 
-def test_a_safetensors_file_goes_through_from_single_file(empty_hf_cache, no_network, generator, settings, tmp_path):
-    # Not a Stable Diffusion checkpoint (a bare UNet in diffusers layout), and no
-    # component configs cached offline: diffusers' single-file loader must say so
-    # in one line, quickly.
+def test_a_single_file_checkpoint_loads_through_diffusers_converters(no_network, generator, settings, tmp_path):
+    """One original-layout .safetensors (as UIs share them), described by --model-config:
+    diffusers' single-file converters must rebuild exactly the model it came from."""
+    from ldm_checkpoint import UNET, write_ldm_checkpoint
+
+    checkpoint = write_ldm_checkpoint(generator.pipeline, tmp_path / "my-finetune.safetensors")
+    with safe_open(str(checkpoint), framework="pt") as f:
+        names = set(f.keys())
+    assert UNET + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight" in names
+    assert not any(name.startswith("unet.") for name in names)  # not the diffusers layout
+
+    folder = settings.models_dir / "tiny-sd2"
+    loaded = load_image_generator(Settings(preset=str(checkpoint), model_config=folder, device="cpu", data_dir=tmp_path))
+    try:
+        assert loaded.model_id == "my-finetune" and loaded.source.kind == "single_file"
+        for part in ("unet", "vae", "text_encoder"):
+            theirs, ours = getattr(loaded.pipeline, part).state_dict(), getattr(generator.pipeline, part).state_dict()
+            assert theirs.keys() == ours.keys(), part
+            assert all(torch.equal(theirs[k], ours[k]) for k in ours), part
+        assert np.array_equal(pixels(loaded.generate(request())[0]), pixels(generator.generate(request())[0]))
+    finally:
+        loaded.close()
+
+
+def test_sd2_checkpoints_get_sd2s_configs_written_locally(empty_hf_cache, no_network, tmp_path):
+    """An SD 2.x checkpoint needs no Hub access: the daemon writes 2.1's configs itself,
+    and they describe the real architecture (the published parameter counts)."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from voicebrush_daemon.imaging.sources import single_file_configs
+
+    checkpoint = tmp_path / "v2-1_768-ema-pruned.safetensors"
+    save_file({"model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(4, 1024)}, str(checkpoint))
+    started = time.monotonic()
+    folder = Path(single_file_configs(str(checkpoint), tmp_path / "models", None, allow_download=False))
+    assert time.monotonic() - started < 10
+    assert folder == tmp_path / "models" / "sd2-768-v-configs"
+    assert not any(p.suffix in (".safetensors", ".bin") for p in folder.rglob("*"))  # configs only
+
+    unet_config = UNet2DConditionModel.load_config(folder / "unet")
+    assert unet_config["cross_attention_dim"] == 1024 and unet_config["use_linear_projection"]
+    assert json.loads((folder / "scheduler/scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(unet_config)
+        text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))
+    assert sum(p.numel() for p in unet.parameters()) == 865_910_724
+    assert sum(p.numel() for p in text_encoder.parameters()) == 340_387_840
+    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+    assert len(tokenizer) == 49408 and tokenizer.pad_token == "!" and tokenizer.pad_token_id == 0
+    # Written once; a second checkpoint reuses the folder.
+    stamp = (folder / "unet/config.json").stat().st_mtime_ns
+    assert single_file_configs(str(checkpoint), tmp_path / "models", None, allow_download=False) == str(folder)
+    assert (folder / "unet/config.json").stat().st_mtime_ns == stamp
+
+
+def test_a_model_config_that_is_not_a_diffusers_folder_is_named(tmp_path):
+    checkpoint = tmp_path / "model.safetensors"
+    save_file({"x": torch.zeros(1)}, str(checkpoint))
+    with pytest.raises(ModelUnavailable, match="--model-config .*not-a-model.*model_index.json"):
+        load_image_generator(Settings(preset=str(checkpoint), model_config=tmp_path / "not-a-model", device="cpu", data_dir=tmp_path))
+
+
+def test_a_checkpoint_of_an_uncached_family_fails_offline_in_one_line(empty_hf_cache, no_network, generator, settings, tmp_path):
+    # An SD 1.x-keyed checkpoint (a bare UNet here) with its family's configs not in the
+    # cache, offline: one line saying what to fetch, quickly, and no Hub call attempted.
     unet_file = settings.models_dir / "tiny-sd2/unet/diffusion_pytorch_model.safetensors"
     checkpoint = tmp_path / "my-model.safetensors"
     checkpoint.write_bytes(unet_file.read_bytes())
@@ -375,6 +440,7 @@ def test_a_safetensors_file_goes_through_from_single_file(empty_hf_cache, no_net
     assert "my-model.safetensors" in message and "\n" not in message
     # What to fetch: the configs of the family its tensor names point to (SD 1.x here).
     assert 'hf download stable-diffusion-v1-5/stable-diffusion-v1-5 --include "*.json" "*.txt"' in message
+    assert "--model-config" in message
 
 
 def _sha256(path: Path) -> str:
@@ -382,8 +448,6 @@ def _sha256(path: Path) -> str:
 
 
 def test_single_file_family_is_read_from_tensor_names_without_loading(tmp_path):
-    from safetensors.torch import save_file
-
     from voicebrush_daemon.imaging.sources import single_file_config_repo
 
     key = "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"

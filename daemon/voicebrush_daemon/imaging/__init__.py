@@ -12,7 +12,7 @@ from ..models import PRESETS, ModelUnavailable
 from ..settings import Settings
 from .base import GenerationRequest, ImageGenerator, StepCallback
 from .device import RuntimePlan, available_devices, plan_runtime, resolve_device
-from .sources import ModelSource, cached_snapshot, download_snapshot, resolve_source
+from .sources import ModelSource, cached_snapshot, download_snapshot, resolve_source, single_file_configs
 
 __all__ = [
     "GenerationRequest",
@@ -46,6 +46,9 @@ def load_image_generator(
         from .tiny import ensure_tiny_pipeline
 
         source = replace(source, location=str(ensure_tiny_pipeline(settings.models_dir)))
+    elif source.kind == "single_file":
+        config = single_file_configs(source.location, settings.models_dir, settings.model_config, allow_download=allow_download)
+        source = replace(source, config=config)
     if plan is None:
         plan = runtime_plan_for(settings, dtype=dtype)
     return DiffusersImageGenerator(source, plan, allow_download=allow_download)

@@ -193,9 +193,10 @@ def _load_pipeline(source: ModelSource, plan: RuntimePlan, *, allow_download: bo
     common = {_dtype_keyword(): plan.torch_dtype, "safety_checker": None, "requires_safety_checker": False}
     try:
         if source.kind == "single_file":
-            # Component configs come from the HF cache (the repo the checkpoint's keys point to).
+            # source.config: a local folder of component configs (or, when downloads are
+            # allowed, a Hub repo), so diffusers never guesses or fetches on its own.
             pipe = StableDiffusionPipeline.from_single_file(
-                source.location, local_files_only=not allow_download, **common
+                source.location, config=source.config, local_files_only=not allow_download, **common
             )
         else:
             location = source.location

@@ -32,6 +32,15 @@ _NEEDED_FILES = (
     "vae/diffusion_pytorch_model.safetensors",
     "text_encoder/model.safetensors",
 )
+# What a single-file checkpoint needs from its family's repo: configs and tokenizer only.
+_CONFIG_FILES = (
+    "model_index.json",
+    "unet/config.json",
+    "vae/config.json",
+    "text_encoder/config.json",
+    "tokenizer/vocab.json",
+    "scheduler/scheduler_config.json",
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class ModelSource:
     model_id: str  # the name reported in /v1/models and PNG metadata
     preset: str | None = None  # the preset that named it, if any
     native_size: tuple[int, int] | None = None  # None: read from the model's config
+    # single_file only: the diffusers folder (or Hub repo) whose configs describe it.
+    config: str | None = None
 
     @property
     def fetch_command(self) -> str | None:
@@ -81,12 +92,12 @@ def fetch_command(repo_id: str) -> str:
     return f"hf download {repo_id} --include {patterns}"
 
 
-def cached_snapshot(repo_id: str) -> Path | None:
+def cached_snapshot(repo_id: str, needed: tuple[str, ...] = _NEEDED_FILES) -> Path | None:
     """The local snapshot folder of repo_id when every file we load is in the HF cache."""
     from huggingface_hub import try_to_load_from_cache
 
     folder = None
-    for name in _NEEDED_FILES:
+    for name in needed:
         found = try_to_load_from_cache(repo_id, name)
         if not isinstance(found, str):
             return None
@@ -116,23 +127,47 @@ def missing_message(source: ModelSource) -> str:
 def single_file_config_repo(path: str) -> str:
     """The repo whose configs diffusers' single-file loader wants for this checkpoint
     (its rule, read from the tensor names and one shape without loading the weights)."""
+    from .sd2_configs import SD2_REPO
+
     try:
         from safetensors import safe_open
 
         with safe_open(path, framework="pt") as f:
             key = "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"
             if key in f.keys() and f.get_slice(key).get_shape()[-1] == 1024:
-                return "stabilityai/stable-diffusion-2-1"
+                return SD2_REPO
     except Exception:  # unreadable files get their own error from the loader
         pass
     return "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+def single_file_configs(path: str, models_dir: Path, explicit: Path | None, *, allow_download: bool) -> str:
+    """Where the configs for a single-file checkpoint come from, without touching the network
+    unless allowed: the operator's --model-config folder; for SD 2.x, the configs the daemon
+    writes itself; otherwise the family's repo from the HF cache (or the Hub, when allowed)."""
+    from .sd2_configs import SD2_REPO, ensure_sd2_config_folder
+
+    if explicit is not None:
+        folder = Path(explicit).expanduser()
+        if not (folder / "model_index.json").is_file():
+            raise ModelUnavailable(f"--model-config {folder} is not a diffusers model folder (no model_index.json)")
+        return str(folder)
+    repo = single_file_config_repo(path)
+    if repo == SD2_REPO:
+        return str(ensure_sd2_config_folder(models_dir))
+    snapshot = cached_snapshot(repo, _CONFIG_FILES)
+    if snapshot is not None:
+        return str(snapshot)
+    if allow_download:
+        return repo
+    raise ModelUnavailable(f"could not load image model {path}: its config files are not cached; {single_file_hint(path)}")
 
 
 def single_file_hint(path: str) -> str:
     repo = single_file_config_repo(path)
     return (
         f"a single .safetensors checkpoint also needs the small config files of {repo}: "
-        f'`hf download {repo} --include "*.json" "*.txt"`'
+        f'`hf download {repo} --include "*.json" "*.txt"`, or --model-config FOLDER naming a diffusers folder that describes it'
     )
 
 

@@ -12,56 +12,31 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
-import os
-import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+
+from .local_build import ensure_built
+from .local_build import is_built as is_built_as
 
 TINY_DIR_NAME = "tiny-sd2"
 # Bump when the architecture below changes, so old builds are rebuilt.
 TINY_VERSION = 1
 _SEED = 20240601
-_MAX_TOKENS = 77
+MAX_TOKENS = 77
 
 
 def ensure_tiny_pipeline(models_dir: Path) -> Path:
-    """Return models_dir/tiny-sd2, building it first if it is missing or outdated.
+    """Return models_dir/tiny-sd2, building it first if it is missing or outdated."""
 
-    Built in a temporary sibling folder and renamed into place, so a crash never
-    leaves a half-written pipeline that would later load.
-    """
-    models_dir = Path(models_dir)
-    target = models_dir / TINY_DIR_NAME
-    if is_built(target):
-        return target
-    models_dir.mkdir(parents=True, exist_ok=True)
-    build_dir = Path(tempfile.mkdtemp(prefix=f".{TINY_DIR_NAME}-", dir=models_dir))
-    try:
-        build_tiny_pipeline().save_pretrained(build_dir, safe_serialization=True)
-        (build_dir / "voicebrush-tiny.json").write_text(json.dumps({"version": TINY_VERSION}))
-        if target.exists():
-            # Outdated build: move it aside first so the rename below is atomic.
-            stale = Path(tempfile.mkdtemp(prefix=f".{TINY_DIR_NAME}-stale-", dir=models_dir))
-            os.replace(target, stale / TINY_DIR_NAME)
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.replace(build_dir, target)
-        except OSError:
-            # Another process finished the same build first; theirs is as good as ours.
-            if not is_built(target):
-                raise
-    finally:
-        shutil.rmtree(build_dir, ignore_errors=True)
-    return target
+    def write(folder: Path) -> None:
+        build_tiny_pipeline().save_pretrained(folder, safe_serialization=True)
+
+    return ensure_built(models_dir, TINY_DIR_NAME, TINY_VERSION, write)
 
 
 def is_built(path: Path) -> bool:
-    try:
-        marker = json.loads((path / "voicebrush-tiny.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return marker.get("version") == TINY_VERSION and (path / "model_index.json").is_file()
+    return is_built_as(path, TINY_VERSION)
 
 
 def build_tiny_pipeline():
@@ -71,7 +46,7 @@ def build_tiny_pipeline():
     from transformers import CLIPTextConfig, CLIPTextModel
 
     with tempfile.TemporaryDirectory() as tokenizer_dir:
-        tokenizer = _clip_tokenizer(Path(tokenizer_dir))
+        tokenizer = write_clip_tokenizer(Path(tokenizer_dir))
 
     # Weights come from the global RNG; fork it so building leaves callers' state alone.
     with torch.random.fork_rng(devices=[]):
@@ -84,7 +59,7 @@ def build_tiny_pipeline():
                 num_hidden_layers=2,
                 num_attention_heads=4,
                 projection_dim=64,
-                max_position_embeddings=_MAX_TOKENS,
+                max_position_embeddings=MAX_TOKENS,
                 hidden_act="gelu",  # SD2's OpenCLIP text encoder uses gelu, not quick_gelu
                 bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id,
@@ -141,8 +116,9 @@ def build_tiny_pipeline():
     return pipe
 
 
-def _clip_tokenizer(directory: Path):
-    """The real CLIP BPE tokenizer (49,408 tokens), written to directory and loaded from it.
+def write_clip_tokenizer(directory: Path):
+    """The real CLIP BPE tokenizer (49,408 tokens) as SD2 configures it, written to
+    directory and loaded from it.
 
     transformers 5 builds a 3-token vocabulary when given vocab/merges files
     directly, so the files are saved and loaded with from_pretrained instead.
@@ -159,7 +135,7 @@ def _clip_tokenizer(directory: Path):
         json.dumps(
             {
                 "tokenizer_class": "CLIPTokenizer",
-                "model_max_length": _MAX_TOKENS,
+                "model_max_length": MAX_TOKENS,
                 "bos_token": "<|startoftext|>",
                 "eos_token": "<|endoftext|>",
                 "unk_token": "<|endoftext|>",
@@ -169,7 +145,7 @@ def _clip_tokenizer(directory: Path):
         ),
         encoding="utf-8",
     )
-    return CLIPTokenizer.from_pretrained(str(directory), model_max_length=_MAX_TOKENS)
+    return CLIPTokenizer.from_pretrained(str(directory), model_max_length=MAX_TOKENS)
 
 
 @lru_cache(maxsize=1)
