@@ -119,6 +119,8 @@ def test_the_token_never_reaches_the_log(crash):
             assert response.status_code == 401
             assert TOKEN not in response.text and wrong not in response.text
     assert requests.get(daemon.url + "/v1/jobs", timeout=30).status_code == 401
+    # A client that puts the token in the URL is refused, and the URL's query is not logged.
+    assert requests.get(daemon.url + f"/v1/jobs?token={TOKEN}&access_token={TOKEN}", timeout=30).status_code == 401
     logs = crash["first"].log() + daemon.log()
     assert "DEBUG" in logs and "/v1/jobs" in logs  # the debug log and the access log were on
     assert TOKEN[:12] not in logs  # not even part of it
