@@ -419,6 +419,24 @@ def test_sd2_checkpoints_get_sd2s_configs_written_locally(empty_hf_cache, no_net
     assert (folder / "unet/config.json").stat().st_mtime_ns == stamp
 
 
+def test_without_the_clip_vocabulary_sd2_configs_fail_in_one_line(empty_hf_cache, tmp_path, monkeypatch):
+    import importlib.util
+
+    from voicebrush_daemon.imaging.sources import single_file_configs
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "open_clip" else real_find_spec(name, *args))
+    tiny.clip_vocab_and_merges.cache_clear()
+    checkpoint = tmp_path / "sd21.safetensors"
+    save_file({"model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(4, 1024)}, str(checkpoint))
+    try:
+        with pytest.raises(ModelUnavailable, match="pip install --no-deps open_clip_torch"):
+            single_file_configs(str(checkpoint), tmp_path / "models", None, allow_download=False)
+    finally:
+        tiny.clip_vocab_and_merges.cache_clear()
+    assert list((tmp_path / "models").iterdir()) == []  # no half-written folder
+
+
 def test_a_model_config_that_is_not_a_diffusers_folder_is_named(tmp_path):
     checkpoint = tmp_path / "model.safetensors"
     save_file({"x": torch.zeros(1)}, str(checkpoint))

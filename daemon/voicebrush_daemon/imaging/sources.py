@@ -143,8 +143,8 @@ def single_file_config_repo(path: str) -> str:
 
 def single_file_configs(path: str, models_dir: Path, explicit: Path | None, *, allow_download: bool) -> str:
     """Where the configs for a single-file checkpoint come from, without touching the network
-    unless allowed: the operator's --model-config folder; for SD 2.x, the configs the daemon
-    writes itself; otherwise the family's repo from the HF cache (or the Hub, when allowed)."""
+    unless allowed: the operator's --model-config folder; else the family's repo from the HF
+    cache; else, for SD 2.x, the configs the daemon writes itself; else the Hub, when allowed."""
     from .sd2_configs import SD2_REPO, ensure_sd2_config_folder
 
     if explicit is not None:
@@ -153,11 +153,11 @@ def single_file_configs(path: str, models_dir: Path, explicit: Path | None, *, a
             raise ModelUnavailable(f"--model-config {folder} is not a diffusers model folder (no model_index.json)")
         return str(folder)
     repo = single_file_config_repo(path)
-    if repo == SD2_REPO:
-        return str(ensure_sd2_config_folder(models_dir))
     snapshot = cached_snapshot(repo, _CONFIG_FILES)
     if snapshot is not None:
         return str(snapshot)
+    if repo == SD2_REPO:
+        return str(ensure_sd2_config_folder(models_dir))
     if allow_download:
         return repo
     raise ModelUnavailable(f"could not load image model {path}: its config files are not cached; {single_file_hint(path)}")

@@ -16,6 +16,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from ..models import ModelUnavailable
 from .local_build import ensure_built
 from .local_build import is_built as is_built_as
 
@@ -165,10 +166,14 @@ def _bpe_file() -> Path:
     # Located without importing open_clip, which needs torchvision at import time.
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the tiny model needs the CLIP vocabulary from the open_clip_torch package: pip install open_clip_torch")
+        # ModelUnavailable: the CLI prints it as one line, the daemon's health reports it.
+        raise ModelUnavailable(
+            "the CLIP tokenizer voicebrush writes (tiny preset, SD 2 single-file configs) needs the vocabulary "
+            "file of the open_clip_torch package: pip install --no-deps open_clip_torch"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
     if not path.is_file():
-        raise RuntimeError(f"CLIP vocabulary missing: {path}")
+        raise ModelUnavailable(f"CLIP vocabulary missing: {path}; reinstall open_clip_torch")
     return path
 
 
