@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed-stamp
 # instead of a multi-GB CUDA download; users keep the package's own range.
 TORCH_PIN := torch==2.13.0
 # Debian packages the tests drive for real: Krita under Xvfb, espeak-ng voices,
-# ALSA's virtual microphone, PortAudio for sounddevice, ffmpeg for test clips.
+# ALSA's virtual microphone, PortAudio for sounddevice, ffmpeg for test clips,
+# PulseAudio for Qt 6's audio input in the PyQt6 test.
 APT_PACKAGES := krita xvfb xauth python3-pyqt5 python3-pyqt5.qtmultimedia python3-pytest \
-	libqt5multimedia5-plugins espeak-ng alsa-utils libportaudio2 ffmpeg sox
+	libqt5multimedia5-plugins espeak-ng alsa-utils libportaudio2 ffmpeg sox pulseaudio
 PRESET ?= sd2
 
 .PHONY: install system-deps demo test serve plugins bench clean
@@ -25,6 +26,10 @@ $(STAMP): pyproject.toml Makefile
 	@# Only for the CLIP BPE vocabulary file of the tiny preset: without its deps,
 	@# which would pull torchvision and a second torch.
 	$(PY) -m pip install -q --no-deps open_clip_torch
+	@# PyQt6 (Krita 6's Qt) for the plugin's PyQt6 test, kept out of the venv: there
+	@# the Krita tests' Debian PyQt5 must stay the only Qt the plugin finds.
+	rm -rf .cache/pyqt6
+	$(PY) -m pip install -q --target .cache/pyqt6 'PyQt6>=6.5'
 	@touch $(STAMP)
 
 # Installs missing Debian packages when run as root; otherwise says what is missing.

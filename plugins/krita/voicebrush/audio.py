@@ -65,7 +65,8 @@ class QtRecorder(Recorder):
     def __init__(self, device_name="", parent=None):
         super().__init__(device_name, parent)
         self._input = None
-        self._sink = None
+        self._sink = None  # push mode (PyQt5)
+        self._pull = None  # pull mode (PyQt6)
 
     @staticmethod
     def input_names():
@@ -108,15 +109,31 @@ class QtRecorder(Recorder):
         if not device.isFormatSupported(fmt):
             raise RecorderUnavailable("The microphone cannot record 16 kHz mono 16-bit audio.")
         self.take_pcm()
-        self._sink = _PcmSink(self._append)
-        self._sink.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
-        self._input = QtMultimedia.QAudioSource(device, fmt) if QT6 else QtMultimedia.QAudioInput(device, fmt)
-        self._input.start(self._sink)
+        if QT6:
+            # Pull mode: PyQt6 (6.7 to 6.11 tried) calls a Python QIODevice.writeData
+            # override with an int instead of the data, so push mode cannot work there.
+            # readyRead arrives on the UI thread; reading what is there is cheap.
+            self._input = QtMultimedia.QAudioSource(device, fmt)
+            self._pull = self._input.start()
+            self._pull.readyRead.connect(self._read_available)
+        else:
+            self._sink = _PcmSink(self._append)
+            self._sink.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+            self._input = QtMultimedia.QAudioInput(device, fmt)
+            self._input.start(self._sink)
         self.recording = True
+
+    def _read_available(self):
+        if self._pull is not None:
+            chunk = bytes(self._pull.readAll())
+            if chunk:
+                self._append(chunk)
 
     def stop(self):
         """Stop and return the recorded PCM (s16le, 16 kHz, mono)."""
         if self._input is not None:
+            self._read_available()
+            self._pull = None
             self._input.stop()
             self._input = None
         if self._sink is not None:
