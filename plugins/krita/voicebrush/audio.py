@@ -44,7 +44,7 @@ class Recorder(QObject):
 if QtMultimedia is not None:
 
     class _PcmSink(QtCore.QIODevice):
-        """Where QAudioInput pushes samples (push mode, so nothing polls on the UI thread)."""
+        """Where PyQt5's QAudioInput pushes samples (push mode, so nothing polls on the UI thread)."""
 
         def __init__(self, on_data):
             super().__init__()
