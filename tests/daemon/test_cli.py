@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 from PIL import Image
 
-from voicebrush_testing import FIXTURES, ROOT, daemon_command, daemon_env
+from voicebrush_testing import FIXTURES, ROOT, daemon_command, daemon_env, free_port
 
 SPEECH = FIXTURES / "speech"
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(daemon_command(*args), capture_output=True, text=True, env=env or daemon_env(), timeout=timeout, cwd=ROOT)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("command", ["serve", "generate", "transcribe", "dictate", "models", "bench"])

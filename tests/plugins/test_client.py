@@ -11,20 +11,13 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from voicebrush_testing import ROOT, free_port
+
 sys.path.insert(0, str(ROOT / "plugins" / "shared"))
 
 import voicebrush_client as vc  # noqa: E402
 
 SPEECH = ROOT / "tests" / "fixtures" / "speech"
-
-
-def free_port():
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
 
 
 # -- against the daemon ----------------------------------------------------------

@@ -12,25 +12,16 @@ QAudioSource from a PulseAudio server's virtual microphone, against a real
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from voicebrush_testing import FIXTURES, ROOT
+from voicebrush_testing import FIXTURES, ROOT, free_port
 
 PYQT6 = ROOT / ".cache" / "pyqt6"
 HERE = ROOT / "tests" / "plugins" / "pyqt6"
-
-
-def _dead_server():
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return "http://127.0.0.1:%d" % port
 
 
 @pytest.fixture
@@ -72,7 +63,7 @@ def test_the_plugin_runs_on_pyqt6(tiny_daemon, sound_server, tmp_path):
                PYTHONPATH=os.pathsep.join([str(PYQT6), str(HERE), str(ROOT / "plugins" / "krita")]))
     result = subprocess.run(
         [sys.executable, str(HERE / "drive_plugin.py"), tiny_daemon.url, str(FIXTURES / "speech" / "fox_44k_stereo.wav"),
-         _dead_server(), str(out), str(fifo)],
+         "http://127.0.0.1:%d" % free_port(), str(out), str(fifo)],
         env=env, capture_output=True, timeout=300)
     assert result.returncode == 0 and out.exists(), result.stderr.decode(errors="replace")[-3000:]
     report = json.loads(out.read_text())
