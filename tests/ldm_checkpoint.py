@@ -72,24 +72,19 @@ def _unet(unet) -> dict[str, torch.Tensor]:
     has_attention = [hasattr(block, "attentions") for block in unet.up_blocks]
     out = {}
     for name, tensor in unet.state_dict().items():
-        if m := re.fullmatch(r"down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", name):
-            block, layer, rest = int(m[1]), int(m[2]), m[3]
-            key = f"input_blocks.{block * per_block + layer + 1}.0.{_rename(rest, _UNET_RESNET)}"
-        elif m := re.fullmatch(r"down_blocks\.(\d+)\.attentions\.(\d+)\.(.+)", name):
-            block, layer, rest = int(m[1]), int(m[2]), m[3]
-            key = f"input_blocks.{block * per_block + layer + 1}.1.{rest}"
+        if m := re.fullmatch(r"(down|up)_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", name):
+            # The original numbers its blocks flat: input_blocks count from 1 (0 is conv_in),
+            # and in each, slot 0 holds the resnet and slot 1 the attention.
+            side, block, part, layer, rest = m[1], int(m[2]), m[3], int(m[4]), m[5]
+            index = block * per_block + layer + (1 if side == "down" else 0)
+            slot, rest = (0, _rename(rest, _UNET_RESNET)) if part == "resnets" else (1, rest)
+            key = f"{'input' if side == 'down' else 'output'}_blocks.{index}.{slot}.{rest}"
         elif m := re.fullmatch(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", name):
             key = f"input_blocks.{(int(m[1]) + 1) * per_block}.0.op.{m[2]}"
         elif m := re.fullmatch(r"mid_block\.resnets\.(\d+)\.(.+)", name):
             key = f"middle_block.{2 * int(m[1])}.{_rename(m[2], _UNET_RESNET)}"
         elif m := re.fullmatch(r"mid_block\.attentions\.0\.(.+)", name):
             key = f"middle_block.1.{m[1]}"
-        elif m := re.fullmatch(r"up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", name):
-            block, layer, rest = int(m[1]), int(m[2]), m[3]
-            key = f"output_blocks.{block * per_block + layer}.0.{_rename(rest, _UNET_RESNET)}"
-        elif m := re.fullmatch(r"up_blocks\.(\d+)\.attentions\.(\d+)\.(.+)", name):
-            block, layer, rest = int(m[1]), int(m[2]), m[3]
-            key = f"output_blocks.{block * per_block + layer}.1.{rest}"
         elif m := re.fullmatch(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", name):
             block = int(m[1])
             slot = 2 if has_attention[block] else 1  # after the attention, if the block has one
