@@ -113,6 +113,8 @@ class QtRecorder(Recorder):
             # Pull mode: PyQt6 (6.7 to 6.11 tried) calls a Python QIODevice.writeData
             # override with an int instead of the data, so push mode cannot work there.
             # readyRead arrives on the UI thread; reading what is there is cheap.
+            # PyQt5 stays in push mode, paced by Qt's own timer: pull mode there read the
+            # clockless ALSA test microphone far faster than real time (25 MB in seconds).
             self._input = QtMultimedia.QAudioSource(device, fmt)
             self._pull = self._input.start()
             self._pull.readyRead.connect(self._read_available)
