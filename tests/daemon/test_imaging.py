@@ -419,6 +419,29 @@ def test_sd2_checkpoints_get_sd2s_configs_written_locally(empty_hf_cache, no_net
     assert (folder / "unet/config.json").stat().st_mtime_ns == stamp
 
 
+def test_sd2_configs_already_in_the_hf_cache_are_used_as_they_are(empty_hf_cache, no_network, tmp_path):
+    from voicebrush_daemon.imaging.sources import _CONFIG_FILES, single_file_configs
+
+    snapshot = empty_hf_cache / "models--stabilityai--stable-diffusion-2-1" / "snapshots" / "0123abcd"
+    for name in _CONFIG_FILES:
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        (snapshot / name).write_text("{}")
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0123abcd")
+    checkpoint = tmp_path / "sd21.safetensors"
+    save_file({"model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(4, 1024)}, str(checkpoint))
+    assert single_file_configs(str(checkpoint), tmp_path / "models", None, allow_download=False) == str(snapshot)
+    assert not (tmp_path / "models").exists()  # nothing written when the cache has them
+
+
+def test_model_config_reaches_the_settings_from_the_command_line(tmp_path):
+    from voicebrush_daemon.cli import build_parser, settings_from_args
+
+    args = build_parser().parse_args(["serve", "--preset", str(tmp_path / "m.safetensors"), "--model-config", str(tmp_path / "cfg")])
+    assert settings_from_args(args).model_config == (tmp_path / "cfg").resolve()
+    assert settings_from_args(build_parser().parse_args(["serve"])).model_config is None
+
+
 def test_without_the_clip_vocabulary_sd2_configs_fail_in_one_line(empty_hf_cache, tmp_path, monkeypatch):
     import importlib.util
 
