@@ -33,6 +33,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-config", type=Path, default=None, metavar="FOLDER", help="with a single .safetensors checkpoint that is not plain SD 2.x (768-v) or SD 1.x: a diffusers model folder whose configs describe it (e.g. SD 2 base's, which predicts epsilon)")
     parser.add_argument("--asr-engine", default="faster-whisper", choices=["faster-whisper", "openai-whisper"], help="speech recogniser (default: faster-whisper)")
     parser.add_argument("--asr-model", default=None, metavar="NAME_OR_PATH", help="Whisper model name (tiny.en, small.en, ...) or local path; default: the preset's")
+    parser.add_argument("--asr-full-window", action="store_true", help="faster-whisper: encode the whole 30 s window for every prompt (slower; by default a short prompt is encoded in a 10 s window)")
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu", "mps"], help="where the models run (default: the best available)")
     parser.add_argument("--data-dir", type=Path, default=None, help=f"history, images and built models (default: {default_data_dir()})")
     parser.add_argument("--low-vram", action="store_true", help="for 4-6 GB cards: CPU offload, attention slicing, VAE tiling (slower)")
@@ -113,6 +114,7 @@ def settings_from_args(args: argparse.Namespace, **overrides) -> Settings:
         model_config=args.model_config.expanduser().resolve() if args.model_config else None,
         asr_engine=args.asr_engine,
         asr_model=args.asr_model,
+        asr_full_window=args.asr_full_window,
         device=args.device,
         low_vram=args.low_vram,
         compile=args.compile,

@@ -41,6 +41,9 @@ class Settings:
     model_config: Path | None = None
     asr_engine: str = "faster-whisper"  # or "openai-whisper"
     asr_model: str | None = None  # None: the preset's default
+    # faster-whisper: encode Whisper's whole 30 s window even for a short prompt (slower;
+    # see speech/faster_whisper_engine.py for the shorter window used otherwise).
+    asr_full_window: bool = False
     device: str = "auto"  # auto, cuda, cpu, mps
     # repr=False: a Settings printed or logged must not carry the secret with it.
     token: str | None = field(default=None, repr=False)

@@ -53,7 +53,7 @@ def load_transcriber(settings: Settings, *, allow_download: bool = False) -> Tra
             from .faster_whisper_engine import FasterWhisperTranscriber
 
             device = _faster_whisper_device(settings.device)
-            return FasterWhisperTranscriber(source.location, model_id=source.model_id, device=device)
+            return FasterWhisperTranscriber(source.location, model_id=source.model_id, device=device, full_window=settings.asr_full_window)
         from .openai_whisper_engine import OpenAIWhisperTranscriber
 
         device = _torch_device(settings.device)

@@ -1,35 +1,108 @@
 """Speech to text with faster-whisper (CTranslate2): the default engine.
 
 int8 on CPU (the fastest CPU setting at Whisper's accuracy), float16 on CUDA.
+
+Whisper was trained on 30 s windows and encodes one for every prompt, so a 4 s
+dictation pays for 30 s of encoder work: on a CPU, most of its transcription time.
+This engine encodes a 10 s window instead when the speech fits in it with a second
+to spare, as nearly every dictated prompt does (`encoder_window_frames`); longer
+speech gets Whisper's own 30 s window. Windows cut close to the speech make tiny.en
+repeat itself ("Front Right Front Right ..."), and so did a 21 s window on a 20 s
+take; the 10 s window gave the same accuracy as the full one on 40 clips, with no
+loop, in twice less time (docs/benchmarks.md, "Speech"). A transcript that still
+loops is decoded again with the full window.
 """
 
 from __future__ import annotations
 
 import gc
+import re
+import threading
 from pathlib import Path
 
 import numpy as np
+from faster_whisper import WhisperModel
 
 from .base import SAMPLE_RATE, Segment, TranscribeOptions, Transcript
 from .voice_activity import checked_language, checked_samples, find_speech, joined_text, kept_segments, temperatures
 
 BEAM_SIZE = 5
 
+# Whisper's log-mel frames: one per 10 ms; the encoder's window is 3000 of them.
+FRAMES_PER_SECOND = 100
+FULL_WINDOW_FRAMES = 30 * FRAMES_PER_SECOND
+SHORT_WINDOW_FRAMES = 10 * FRAMES_PER_SECOND
+# Silence the model sees after the last word, at least: it marks where speech ends.
+WINDOW_MARGIN_FRAMES = 1 * FRAMES_PER_SECOND
+# Whisper's own hallucination signal (transcribe.py's compression_ratio_threshold).
+MAX_COMPRESSION_RATIO = 2.4
+# A short-window decode may write this many tokens per second of speech (fast speech
+# is about 5), plus a few: a loop is cut off within a second or so on a CPU, instead
+# of running to Whisper's 448 tokens (4 s measured), and then retried.
+TOKENS_PER_SECOND = 10
+EXTRA_TOKENS = 20
+
+
+def token_cap(speech_samples: int) -> int:
+    return EXTRA_TOKENS + -(-speech_samples * TOKENS_PER_SECOND // SAMPLE_RATE)
+
+
+def encoder_window_frames(speech_samples: int) -> int | None:
+    """How many frames to encode for this much speech, or None for the full 30 s window."""
+    speech_frames = -(-speech_samples // (SAMPLE_RATE // FRAMES_PER_SECOND))
+    return SHORT_WINDOW_FRAMES if speech_frames + WINDOW_MARGIN_FRAMES <= SHORT_WINDOW_FRAMES else None
+
+
+def repeats_itself(text: str, times: int = 3) -> bool:
+    """True when one to four words come `times` times in a row: a decoding loop, or a stutter."""
+    words = re.findall(r"\w+", text.lower())
+    for n in range(1, 5):
+        for start in range(len(words) - n * times + 1):
+            phrase = words[start : start + n]
+            if all(words[start + k * n : start + (k + 1) * n] == phrase for k in range(1, times)):
+                return True
+    return False
+
+
+def loops(segments) -> bool:
+    """Whether faster-whisper's segments look like a decoding loop: text that compresses
+    too well (Whisper's own test, for long loops) or a short phrase repeated."""
+    return any(s.compression_ratio > MAX_COMPRESSION_RATIO or repeats_itself(s.text) for s in segments)
+
+
+class _WindowedWhisperModel(WhisperModel):
+    """faster-whisper's model, encoding only the first `window.frames` frames of each window.
+
+    faster-whisper pads every window to 3000 frames just before `encode`; this cuts
+    the padding off again. The window is per thread, set by the caller per transcription.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.window = threading.local()
+
+    def encode(self, features: np.ndarray):
+        frames = getattr(self.window, "frames", None)
+        if frames is not None:
+            features = features[..., :frames]
+        return super().encode(features)
+
 
 class FasterWhisperTranscriber:
     engine = "faster-whisper"
 
-    def __init__(self, model_dir: str | Path, *, model_id: str, device: str = "cpu", cpu_threads: int = 0) -> None:
+    def __init__(self, model_dir: str | Path, *, model_id: str, device: str = "cpu", cpu_threads: int = 0, full_window: bool = False) -> None:
         """Load a CTranslate2 Whisper model from a local folder.
 
         `device` is "cpu" or "cuda"; finding and downloading the folder is load_transcriber's job.
+        `full_window` encodes Whisper's 30 s window for every prompt, as faster-whisper does.
         """
-        from faster_whisper import WhisperModel
-
         self.model_id = model_id
         self.device = device
+        self.full_window = full_window
+        self.full_window_retries = 0  # transcriptions decoded again with the full window
         self.compute_type = "float16" if device == "cuda" else "int8"
-        self._model = WhisperModel(
+        self._model = _WindowedWhisperModel(
             str(model_dir),
             device=device,
             compute_type=self.compute_type,
@@ -49,24 +122,45 @@ class FasterWhisperTranscriber:
         stretches = find_speech(samples)
         if stretches is None:
             return Transcript(text="", language=language or "en", duration=duration)
-        raw_segments, info = self._model.transcribe(
-            stretches.samples,
-            language=language,
-            task="transcribe",
-            beam_size=BEAM_SIZE,
-            temperature=list(temperature),
-            initial_prompt=options.prompt or None,
-            # A dictated prompt is short; conditioning on earlier text only lets one
-            # hallucination breed the next.
-            condition_on_previous_text=False,
-            vad_filter=False,  # voice_activity.find_speech already did it, identically for both engines
+        raw, detected = self.decode_speech(stretches.samples, language, temperature, options.prompt)
+        segments = kept_segments(
+            [Segment(start=s.start, end=s.end, text=s.text, no_speech_prob=s.no_speech_prob, avg_logprob=s.avg_logprob) for s in raw],
+            stretches,
         )
-        raw = [
-            Segment(start=s.start, end=s.end, text=s.text, no_speech_prob=s.no_speech_prob, avg_logprob=s.avg_logprob)
-            for s in raw_segments  # a generator: decoding happens here
-        ]
-        segments = kept_segments(raw, stretches)
-        return Transcript(text=joined_text(segments), language=info.language or language or "en", duration=duration, segments=segments)
+        return Transcript(text=joined_text(segments), language=detected or language or "en", duration=duration, segments=segments)
+
+    def decode_speech(self, speech: np.ndarray, language, temperature, prompt):
+        """(faster-whisper's segments, the language) for speech the VAD kept: in the short
+        window when it fits, again in the full one when that decode loops or runs long."""
+        window = None if self.full_window else encoder_window_frames(len(speech))
+        if window is not None:
+            cap = token_cap(len(speech))
+            raw, detected = self._decode(speech, window, language, temperature, prompt, max_new_tokens=cap)
+            if not loops(raw) and sum(len(s.tokens) for s in raw) < cap:
+                return raw, detected
+            self.full_window_retries += 1
+        return self._decode(speech, None, language, temperature, prompt)
+
+    def _decode(self, speech: np.ndarray, window: int | None, language, temperature, prompt, *, max_new_tokens: int | None = None):
+        """(faster-whisper's segments, the language) for the speech, encoding `window` frames."""
+        self._model.window.frames = window
+        try:
+            raw_segments, info = self._model.transcribe(
+                speech,
+                language=language,
+                task="transcribe",
+                beam_size=BEAM_SIZE,
+                temperature=list(temperature),
+                initial_prompt=prompt or None,
+                # A dictated prompt is short; conditioning on earlier text only lets one
+                # hallucination breed the next.
+                condition_on_previous_text=False,
+                vad_filter=False,  # voice_activity.find_speech already did it, identically for both engines
+                max_new_tokens=max_new_tokens,
+            )
+            return list(raw_segments), info.language  # a generator: decoding happens here
+        finally:
+            self._model.window.frames = None
 
     def close(self) -> None:
         model, self._model = getattr(self, "_model", None), None

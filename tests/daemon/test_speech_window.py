@@ -1,0 +1,110 @@
+"""faster-whisper's shorter encoder window, on the real tiny.en weights.
+
+A prompt of up to 9 s of speech is encoded in a 10 s window instead of Whisper's
+30 s one (the speed-up is measured by `voicebrush bench`, never here); a transcript
+that loops is decoded again with the full window; `--asr-full-window` turns it off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from faster_whisper import WhisperModel
+
+from conftest_speech import CLIPS, ONE_PER_PROMPT, clip_samples, faster_whisper_tiny, speech_data_dir, word_errors
+
+from voicebrush_daemon import cli
+from voicebrush_daemon.settings import Settings
+from voicebrush_daemon.speech import faster_whisper_engine as engine_module
+from voicebrush_daemon.speech import load_transcriber
+from voicebrush_daemon.speech.faster_whisper_engine import encoder_window_frames, repeats_itself
+
+__all__ = ["faster_whisper_tiny", "speech_data_dir"]  # fixtures
+
+
+@pytest.fixture
+def encoded_frames(monkeypatch):
+    """The number of frames each encoder call received, in order."""
+    frames: list[int] = []
+    original = WhisperModel.encode
+
+    def recording(self, features):
+        frames.append(features.shape[-1])
+        return original(self, features)
+
+    monkeypatch.setattr(WhisperModel, "encode", recording)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def full_window_tiny(speech_data_dir):
+    transcriber = load_transcriber(Settings(preset="tiny", device="cpu", data_dir=speech_data_dir, asr_full_window=True))
+    yield transcriber
+    transcriber.close()
+
+
+def test_up_to_nine_seconds_of_speech_get_the_ten_second_window():
+    assert encoder_window_frames(0) == 1000
+    assert encoder_window_frames(3 * 16_000) == 1000
+    assert encoder_window_frames(9 * 16_000) == 1000  # a second of margin after the speech
+    assert encoder_window_frames(9 * 16_000 + 1) is None  # longer speech: Whisper's own 30 s window
+    assert encoder_window_frames(20 * 16_000) is None
+    assert encoder_window_frames(60 * 16_000) is None
+
+
+def test_loops_and_stutters_are_recognised():
+    assert repeats_itself("Rear. Left. Rear. Left. Rear. Left.")
+    assert repeats_itself("Front, left, left, left")
+    assert repeats_itself("mountains mountains mountains mountains")
+    assert not repeats_itself("A misty harbor at dawn, wide shot, wide shot.")
+    assert not repeats_itself("a red fox in the snow")
+    assert not repeats_itself("")
+
+
+def test_a_short_prompt_is_encoded_in_the_shorter_window(faster_whisper_tiny, encoded_frames):
+    text = faster_whisper_tiny.transcribe(clip_samples("fox.mp3")).text
+    assert encoded_frames == [1000]
+    assert "fox" in text.lower()
+
+
+def test_long_speech_is_encoded_in_whispers_own_window(faster_whisper_tiny, encoded_frames):
+    gap = np.zeros(16_000 // 2, np.float32)  # shorter than the VAD's minimum silence: one stretch
+    samples = np.concatenate([clip_samples("castle.ogg"), gap, clip_samples("demo_prompt.wav")])
+    text = faster_whisper_tiny.transcribe(samples).text.lower()
+    assert encoded_frames == [3000]
+    assert "castle" in text and "harbor" in text
+
+
+def test_the_full_window_can_be_chosen_and_is_no_more_accurate(faster_whisper_tiny, full_window_tiny, encoded_frames):
+    errors = {"short": 0, "full": 0}
+    for name in ONE_PER_PROMPT:
+        samples = clip_samples(name)
+        for window, transcriber in (("short", faster_whisper_tiny), ("full", full_window_tiny)):
+            errors[window] += word_errors(CLIPS[name], transcriber.transcribe(samples).text)[0]
+    assert errors["short"] <= errors["full"], errors
+    assert set(encoded_frames) == {1000, 3000}
+    assert full_window_tiny.full_window and not faster_whisper_tiny.full_window
+
+
+def test_a_transcript_that_loops_is_decoded_again_with_the_full_window(faster_whisper_tiny, full_window_tiny, encoded_frames, monkeypatch):
+    # A window exactly as long as the speech, where tiny.en loops ("Front, left, left,
+    # front, left, left, ...").
+    def speech_only(samples: int) -> int:
+        frames = -(-samples // 160)
+        return frames + frames % 2
+
+    monkeypatch.setattr(engine_module, "encoder_window_frames", speech_only)
+    samples = clip_samples("Front_Left.wav")
+    retries = faster_whisper_tiny.full_window_retries
+    result = faster_whisper_tiny.transcribe(samples)
+    assert faster_whisper_tiny.full_window_retries == retries + 1
+    assert encoded_frames[0] < 300 and encoded_frames[-1] == 3000
+    assert result.text == full_window_tiny.transcribe(samples).text
+    assert not repeats_itself(result.text)
+
+
+def test_cli_flag_reaches_the_settings(tmp_path):
+    args = cli.build_parser().parse_args(["serve", "--asr-full-window", "--data-dir", str(tmp_path)])
+    assert cli.settings_from_args(args).asr_full_window is True
+    args = cli.build_parser().parse_args(["serve", "--data-dir", str(tmp_path)])
+    assert cli.settings_from_args(args).asr_full_window is False
