@@ -143,6 +143,7 @@ def bench(args: argparse.Namespace) -> int:
         asr_wer_by_engine=asr["wer_by_engine"],
         asr_faster_engine=asr["faster_engine"],
         asr_verdict=asr["verdict"],
+        asr_window_speedup=(asr["window"] or {}).get("speedup"),
         asr=asr,
         e2e_dictation_s=dictation["median_s"],
         e2e=dictation,
@@ -494,6 +495,7 @@ def measure_asr(settings: Settings, default_transcriber, work: Workload) -> dict
     rtf = {engine: result.get("rtf") for engine, result in by_engine.items()}
     wer = {engine: result.get("wer") for engine, result in by_engine.items()}
     faster, verdict = compare_engines(rtf, wer)
+    window = compare_windows(default_transcriber, clips, work.asr_repeats) if hasattr(default_transcriber, "full_window") else None
     return {
         "engine": settings.asr_engine,
         "model": getattr(default_transcriber, "model_id", None),
@@ -503,6 +505,7 @@ def measure_asr(settings: Settings, default_transcriber, work: Workload) -> dict
         "faster_engine": faster,
         "verdict": verdict,
         "by_engine": by_engine,
+        "window": window,
     }
 
 
@@ -541,6 +544,49 @@ def transcribe_clips(transcriber, clips, repeats: int) -> dict[str, Any]:
         "transcribe_s": round(transcribe_s, 4),
         "first_s": round(first_s, 4),
         "clips": rows,
+    }
+
+
+def compare_windows(transcriber, clips, repeats: int) -> dict[str, Any]:
+    """faster-whisper's shorter encoder window against Whisper's full 30 s one, on the
+    same loaded model, interleaved transcription by transcription."""
+    from .speech.base import SAMPLE_RATE, TranscribeOptions
+
+    say(f"speech: {transcriber.engine} {transcriber.model_id}, shorter vs 30 s encoder window, {len(clips)} clips x {repeats}")
+    options = TranscribeOptions(language="en")
+    kept, retries_before = transcriber.full_window, transcriber.full_window_retries
+    seconds: dict[bool, float] = {False: 0.0, True: 0.0}  # full window? -> summed clip medians
+    edits: dict[bool, int] = {False: 0, True: 0}
+    same_words, words = 0, 0
+    try:
+        for _name, expected, samples in _progress(clips, "encoder windows"):
+            timings: dict[bool, list[float]] = {False: [], True: []}
+            heard: dict[bool, str] = {}
+            for _ in range(repeats):
+                for full in (False, True):
+                    transcriber.full_window = full
+                    started = time.perf_counter()
+                    heard[full] = transcriber.transcribe(samples, options).text
+                    timings[full].append(time.perf_counter() - started)
+            for full in (False, True):
+                seconds[full] += statistics.median(timings[full])
+                if expected is not None:
+                    edits[full] += word_errors(expected, heard[full])[0]
+            same_words += word_errors(heard[True], heard[False])[0] == 0  # punctuation and case aside
+            words += word_errors(expected, "")[1] if expected is not None else 0
+    finally:
+        transcriber.full_window = kept
+    audio_s = sum(len(samples) for _, _, samples in clips) / SAMPLE_RATE
+    return {
+        "rtf_short_window": round(seconds[False] / audio_s, 4),
+        "rtf_full_window": round(seconds[True] / audio_s, 4),
+        "speedup": round(seconds[True] / seconds[False], 3) if seconds[False] else None,
+        "wer_short_window": round(edits[False] / words, 4) if words else None,
+        "wer_full_window": round(edits[True] / words, 4) if words else None,
+        "same_words_clips": same_words,
+        "clips": len(clips),
+        # Short-window transcripts that repeated themselves and were decoded again.
+        "full_window_retries": transcriber.full_window_retries - retries_before,
     }
 
 
@@ -771,6 +817,14 @@ def format_table(report: dict[str, Any]) -> str:
             wer = "" if result["wer"] is None else f"WER {result['wer']:.1%}, "
             rows.append((f"  {engine}", f"{result['rtf']:.3f}", f"{wer}{result['cpu_rtf']:.3f} CPU-s per s, {len(result['clips'])} clips, {result['audio_s']:.1f} s of speech"))
     rows.append(("  verdict", "", asr["verdict"]))
+    window = asr.get("window")
+    if window:
+        rows.append((
+            "  shorter encoder window",
+            f"{window['speedup']:.2f}x",
+            f"RTF {window['rtf_short_window']:.3f} vs {window['rtf_full_window']:.3f} with the 30 s window; "
+            f"same words on {window['same_words_clips']}/{window['clips']} clips, {window['full_window_retries']} retried",
+        ))
     parts = e2e["median_parts_s"]
     rows += [
         ("dictation end to end (median)", f"{report['e2e_dictation_s']:.3f} s", f"upload done -> PNG fetched, {e2e['size']}, {e2e['steps']} steps"),

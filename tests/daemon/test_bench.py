@@ -57,6 +57,15 @@ def test_bench_json_has_every_contract_key_with_sane_values(quick_report):
     assert report["asr_faster_engine"] in report["asr_verdict"]
 
 
+def test_bench_compares_the_shorter_encoder_window_with_the_full_one(quick_report):
+    window = quick_report["asr"]["window"]
+    assert positive(window["rtf_short_window"]) and positive(window["rtf_full_window"])
+    assert window["speedup"] == quick_report["asr_window_speedup"]
+    assert window["speedup"] == pytest.approx(window["rtf_full_window"] / window["rtf_short_window"], rel=0.01)
+    assert 0 <= window["wer_short_window"] <= 1 and 0 <= window["wer_full_window"] <= 1
+    assert window["clips"] == 1 and window["same_words_clips"] in (0, 1) and window["full_window_retries"] >= 0
+
+
 def test_bench_measures_what_the_contract_names(quick_report):
     generation = quick_report["generation"]
     assert generation["response_format"] == "b64_json" and generation["n"] == 1
@@ -86,7 +95,7 @@ def test_bench_records_machine_versions_and_why_there_are_no_gpu_figures(quick_r
 
 def test_bench_prints_a_readable_table(capsys, quick_report):
     table = bench.format_table(quick_report)
-    for label in ("overhead ratio", "speech real-time factor", "faster-whisper", "openai-whisper", "dictation end to end", "GPU section"):
+    for label in ("overhead ratio", "speech real-time factor", "faster-whisper", "openai-whisper", "shorter encoder window", "dictation end to end", "GPU section"):
         assert label in table
     rows = table.splitlines()
     assert all(len(row) < 200 for row in rows)
