@@ -17,14 +17,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..models import ModelUnavailable
-from .local_build import ensure_built
-from .local_build import is_built as is_built_as
+from . import local_build
 
 TINY_DIR_NAME = "tiny-sd2"
 # Bump when the architecture below changes, so old builds are rebuilt.
 TINY_VERSION = 1
 _SEED = 20240601
-MAX_TOKENS = 77
+_MAX_TOKENS = 77
 
 
 def ensure_tiny_pipeline(models_dir: Path) -> Path:
@@ -33,11 +32,11 @@ def ensure_tiny_pipeline(models_dir: Path) -> Path:
     def write(folder: Path) -> None:
         build_tiny_pipeline().save_pretrained(folder, safe_serialization=True)
 
-    return ensure_built(models_dir, TINY_DIR_NAME, TINY_VERSION, write)
+    return local_build.ensure_built(models_dir, TINY_DIR_NAME, TINY_VERSION, write)
 
 
 def is_built(path: Path) -> bool:
-    return is_built_as(path, TINY_VERSION)
+    return local_build.is_built(path, TINY_VERSION)
 
 
 def build_tiny_pipeline():
@@ -60,7 +59,7 @@ def build_tiny_pipeline():
                 num_hidden_layers=2,
                 num_attention_heads=4,
                 projection_dim=64,
-                max_position_embeddings=MAX_TOKENS,
+                max_position_embeddings=_MAX_TOKENS,
                 hidden_act="gelu",  # SD2's OpenCLIP text encoder uses gelu, not quick_gelu
                 bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id,
@@ -136,7 +135,7 @@ def write_clip_tokenizer(directory: Path):
         json.dumps(
             {
                 "tokenizer_class": "CLIPTokenizer",
-                "model_max_length": MAX_TOKENS,
+                "model_max_length": _MAX_TOKENS,
                 "bos_token": "<|startoftext|>",
                 "eos_token": "<|endoftext|>",
                 "unk_token": "<|endoftext|>",
@@ -146,7 +145,7 @@ def write_clip_tokenizer(directory: Path):
         ),
         encoding="utf-8",
     )
-    return CLIPTokenizer.from_pretrained(str(directory), model_max_length=MAX_TOKENS)
+    return CLIPTokenizer.from_pretrained(str(directory), model_max_length=_MAX_TOKENS)
 
 
 @lru_cache(maxsize=1)
