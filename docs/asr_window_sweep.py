@@ -2,7 +2,8 @@
 
 Run from the clone (needs espeak-ng and sox, as `make install` provides):
 
-    .venv/bin/python docs/asr_window_sweep.py
+    .venv/bin/python docs/asr_window_sweep.py           # every row, ~17 min on 2 cores
+    .venv/bin/python docs/asr_window_sweep.py --quick   # the 30 s window and the engine's way only
 
 It speaks 25 art prompts with espeak-ng (6 voices, 110-159 words a minute), joins
 them into 7 long takes (20-39 s), adds Debian's 8 human ALSA recordings, gives each
@@ -110,7 +111,8 @@ def main() -> None:
                 clips.append((f"{name}#{take}", words, find_speech(noisy).samples, len(samples) / 16_000))
     print(f"{len(clips)} clips ({len(clips) // TAKES} x {TAKES} takes), {sum(c[3] for c in clips):.0f} s of audio\n")
     print(f"{'window':36s} {'RTF':>6s} {'WER':>7s}  loops  off  retried  (off: no loop, but more than half the words wrong)")
-    for label, window_for in WINDOWS:
+    rows = WINDOWS if "--quick" not in sys.argv else [WINDOWS[0], WINDOWS[-1]]
+    for label, window_for in rows:
         retries = transcriber.full_window_retries
         seconds = audio = 0.0
         edits = words = 0

@@ -108,3 +108,36 @@ def test_cli_flag_reaches_the_settings(tmp_path):
     assert cli.settings_from_args(args).asr_full_window is True
     args = cli.build_parser().parse_args(["serve", "--data-dir", str(tmp_path)])
     assert cli.settings_from_args(args).asr_full_window is False
+
+
+def test_a_short_window_decode_is_capped_and_one_cut_off_is_redone(faster_whisper_tiny, full_window_tiny, monkeypatch):
+    # A cap far below what the prompt needs: the short-window decode stops on a word
+    # instead of a closing timestamp (a loop is cut off the same way), so the full
+    # window decodes it again, without a cap.
+    decodes: list[tuple[int | None, int | None, int]] = []
+    original = type(faster_whisper_tiny)._decode
+
+    def recording(self, speech, window, *args, max_new_tokens=None):
+        raw, language = original(self, speech, window, *args, max_new_tokens=max_new_tokens)
+        decodes.append((window, max_new_tokens, sum(len(s.tokens) for s in raw)))
+        return raw, language
+
+    monkeypatch.setattr(type(faster_whisper_tiny), "_decode", recording)
+    monkeypatch.setattr(engine_module, "token_cap", lambda samples: 8)
+    samples = clip_samples("castle.ogg")
+    retries = faster_whisper_tiny.full_window_retries
+    result = faster_whisper_tiny.transcribe(samples)
+    assert [d[:2] for d in decodes] == [(1000, 8), (None, None)]
+    assert decodes[0][2] < decodes[1][2]  # the capped decode stopped early
+    assert faster_whisper_tiny.full_window_retries == retries + 1
+    monkeypatch.undo()
+    assert result.text == full_window_tiny.transcribe(samples).text
+    assert "painting" in result.text.lower()
+
+
+def test_the_token_cap_leaves_room_for_fast_speech_and_a_long_prompt():
+    assert engine_module.token_cap(0) == 40
+    assert engine_module.token_cap(5 * 16_000) == 140  # about 70 generated: 14 a second
+    # Whisper's 448 tokens hold faster-whisper's longest kept prompt (223 + the start
+    # sequence) and the largest cap.
+    assert engine_module.token_cap(9 * 16_000) == 200 and 1 + 223 + 3 + 200 <= 448

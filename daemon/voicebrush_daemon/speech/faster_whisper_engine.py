@@ -8,8 +8,8 @@ This engine encodes a 10 s window instead when the speech fits in it with a seco
 to spare, as nearly every dictated prompt does (`encoder_window_frames`); longer
 speech gets Whisper's own 30 s window. Windows cut close to the speech make tiny.en
 repeat itself ("Front Right Front Right ..."), and so did a 21 s window on a 20 s
-take. A decode in the 10 s window that still loops, or runs past a token cap, is
-decoded again with the full window. So guarded, it matched the full window's
+take. A decode in the 10 s window that still loops, or is cut off at a token cap,
+is decoded again with the full window. So guarded, it matched the full window's
 accuracy on 120 takes with no loop left, in half the time on short prompts
 (docs/benchmarks.md, "The encoder window").
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import Tokenizer
 
 from .base import SAMPLE_RATE, Segment, TranscribeOptions, Transcript
 from .voice_activity import checked_language, checked_samples, find_speech, joined_text, kept_segments, temperatures
@@ -37,15 +38,21 @@ SHORT_WINDOW_FRAMES = 10 * FRAMES_PER_SECOND
 WINDOW_MARGIN_FRAMES = 1 * FRAMES_PER_SECOND
 # Whisper's own hallucination signal (transcribe.py's compression_ratio_threshold).
 MAX_COMPRESSION_RATIO = 2.4
-# A short-window decode may write this many tokens per second of speech (fast speech
-# is about 5), plus a few: a loop is cut off within a second or so on a CPU, instead
-# of running to Whisper's 448 tokens (4 s measured), and then retried.
-TOKENS_PER_SECOND = 10
-EXTRA_TOKENS = 20
+# How long a short-window decode may run: a loop is cut off within a second or so
+# on a CPU instead of running to Whisper's 448 tokens (4 s measured), then retried.
+# faster-whisper hands max_new_tokens to CTranslate2's beam search, which stopped at
+# half of it (100 -> 50 tokens, CTranslate2 4.8.5): this is about 10 tokens a second
+# of speech, twice fast speech. Whether a decode was cut off is read from how it ends
+# (`cut_off`), not from this number.
+TOKENS_PER_SECOND = 20
+EXTRA_TOKENS = 40
+# With the longest initial prompt faster-whisper keeps (223 tokens, plus the start
+# sequence), more would pass Whisper's 448-token limit, which faster-whisper refuses.
+MAX_NEW_TOKENS = 200
 
 
 def token_cap(speech_samples: int) -> int:
-    return EXTRA_TOKENS + -(-speech_samples * TOKENS_PER_SECOND // SAMPLE_RATE)
+    return min(MAX_NEW_TOKENS, EXTRA_TOKENS + -(-speech_samples * TOKENS_PER_SECOND // SAMPLE_RATE))
 
 
 def encoder_window_frames(speech_samples: int) -> int | None:
@@ -63,6 +70,12 @@ def repeats_itself(text: str, times: int = 3) -> bool:
             if all(words[start + k * n : start + (k + 1) * n] == phrase for k in range(1, times)):
                 return True
     return False
+
+
+def cut_off(segments, timestamp_begin: int) -> bool:
+    """Whether a decode stopped before its end: Whisper closes every segment it finishes
+    with a timestamp token, so one that ends on a word ran into the token cap."""
+    return not segments or not segments[-1].tokens or segments[-1].tokens[-1] < timestamp_begin
 
 
 def loops(segments) -> bool:
@@ -110,6 +123,8 @@ class FasterWhisperTranscriber:
             cpu_threads=cpu_threads,
             local_files_only=True,
         )
+        # The first timestamp token: every finished segment ends on one (see cut_off).
+        self._timestamp_begin = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language="en").timestamp_begin
 
     @property
     def english_only(self) -> bool:
@@ -137,7 +152,7 @@ class FasterWhisperTranscriber:
         if window is not None:
             cap = token_cap(len(speech))
             raw, detected = self._decode(speech, window, language, temperature, prompt, max_new_tokens=cap)
-            if not loops(raw) and sum(len(s.tokens) for s in raw) < cap:
+            if not loops(raw) and not cut_off(raw, self._timestamp_begin):
                 return raw, detected
             self.full_window_retries += 1
         return self._decode(speech, None, language, temperature, prompt)
