@@ -101,8 +101,10 @@ async def test_openapi_describes_every_route_and_the_schedulers(client):
     assert doc["openapi"].startswith("3.")
     for path in ["/v1/health", "/v1/audio/transcriptions", "/v1/images/generations", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/events", "/v1/images/{name}.png", "/v1/models", "/openapi.json"]:
         assert path in doc["paths"], path
-    schedulers = doc["paths"]["/v1/images/generations"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["scheduler"]["enum"]
-    assert {"dpmpp_2m", "ddim", "euler"} <= set(schedulers)
+    ref = doc["paths"]["/v1/images/generations"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    (scheduler,) = [option for option in body["properties"]["scheduler"]["anyOf"] if option.get("type") == "string"]
+    assert {"dpmpp_2m", "ddim", "euler"} <= set(scheduler["enum"])
 
 
 # ---- generation ---------------------------------------------------------------

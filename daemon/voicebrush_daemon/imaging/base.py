@@ -13,7 +13,7 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Validated options for one text-to-image call (see options.py for the rules)."""
+    """Validated options for one text-to-image call (server/schemas.py holds the rules)."""
 
     prompt: str
     negative_prompt: str

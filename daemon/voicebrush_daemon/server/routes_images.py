@@ -10,10 +10,10 @@ from aiohttp import web
 
 from ..errors import ApiError
 from ..jobs.model import CANCELLED, DONE, GENERATION
+from .endpoint import endpoint
 from .routes_jobs import job_from_options
+from .schemas import ImageGenerationRequest, ImagesResponse
 from .state import HUB, JOBS, STORE, image_url_maker
-from .uploads import read_json
-from ..options import parse_options
 
 routes = web.RouteTableDef()
 
@@ -23,11 +23,15 @@ FAILURE_STATUS = {"out_of_memory": 503, "storage_error": 507, "engine_error": 50
 
 
 @routes.post("/v1/images/generations")
-async def create_images(request: web.Request) -> web.Response:
+@endpoint(
+    "Text to image (OpenAI-compatible); waits for the result. A client that disconnects cancels the generation.",
+    json=ImageGenerationRequest,
+    responses={200: ("Images", ImagesResponse)},
+    errors=(400, 409, 413, 429, 500, 503, 507),
+)
+async def create_images(request: web.Request, body: ImageGenerationRequest) -> web.Response:
     queue, hub, store = request.app[JOBS], request.app[HUB], request.app[STORE]
-    engines = queue._require_ready()
-    options = parse_options(await read_json(request), schedulers=engines.image.schedulers)
-    job, options = job_from_options(GENERATION, options)
+    job, options = job_from_options(GENERATION, body.to_options())
     with hub.subscribe(job.id) as subscription:
         queue.want_pngs(job.id)
         try:
@@ -65,6 +69,11 @@ async def create_images(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/images/{name}.png")
+@endpoint(
+    "A generated PNG with its parameters in text chunks",
+    responses={200: ("PNG", {"image/png": {"type": "string", "format": "binary"}})},
+    errors=(404,),
+)
 async def get_image(request: web.Request) -> web.StreamResponse:
     path = request.app[STORE].image_path(request.match_info["name"])
     if path is None:

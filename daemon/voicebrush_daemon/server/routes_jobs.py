@@ -10,9 +10,10 @@ from aiohttp import web
 from ..audio import decode_audio
 from ..errors import ApiError, InvalidAudio
 from ..jobs.model import DICTATION, TERMINAL, Job, new_job_id
-from ..options import GenerationOptions, parse_options
-from .state import HUB, JOBS, SETTINGS, STORE, image_url_maker
-from .uploads import is_multipart, read_form, read_json
+from ..options import GenerationOptions
+from .endpoint import endpoint
+from .schemas import JobEvent, JobForm, JobList, JobListQuery, JobRequest, JobView
+from .state import HUB, JOBS, STORE, image_url_maker
 
 routes = web.RouteTableDef()
 
@@ -55,40 +56,41 @@ def find_job(request: web.Request) -> Job:
 
 
 @routes.post("/v1/jobs")
-async def create_job(request: web.Request) -> web.Response:
-    queue, settings = request.app[JOBS], request.app[SETTINGS]
-    schedulers = queue._require_ready().image.schedulers
+@endpoint(
+    "Queue a dictation job (audio and/or prompt); it runs whether or not anyone listens",
+    json=JobRequest,
+    form=JobForm,
+    responses={202: ("Queued", JobView)},
+    errors=(400, 413, 429, 503),
+)
+async def create_job(request: web.Request, body: JobRequest | JobForm) -> web.Response:
+    queue = request.app[JOBS]
     samples, language = None, None
-    if is_multipart(request):
-        form = await read_form(request, settings.max_upload_bytes)
-        options = parse_options(form.fields, schedulers=schedulers, require_prompt=form.file is None, from_form=True)
-        language = form.fields.get("language") or None
-        if form.file is not None:
-            samples = await decode_upload(form.file)
-    else:
-        options = parse_options(await read_json(request), schedulers=schedulers, require_prompt=True)
-    job, options = job_from_options(DICTATION, options)
+    if isinstance(body, JobForm):
+        language = body.language.lower() if body.language else None
+        if body.file is not None:
+            samples = await decode_upload(body.file)
+    job, options = job_from_options(DICTATION, body.to_options())
     accepted = queue.submit_job(job, options, samples=samples, language=language)
     return web.json_response(accepted.public(image_url_maker(request)), status=202)
 
 
 @routes.get("/v1/jobs")
-async def list_jobs(request: web.Request) -> web.Response:
-    raw = request.query.get("limit", "20")
-    # isascii: str.isdigit() also admits digits int() refuses, such as "²".
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
-        raise ApiError(400, "'limit' must be a whole number from 1 to 1000.", "invalid_value", param="limit")
+@endpoint("History, newest first (survives restarts)", query=JobListQuery, responses={200: ("Jobs", JobList)}, errors=(400,))
+async def list_jobs(request: web.Request, query: JobListQuery) -> web.Response:
     image_url = image_url_maker(request)
-    jobs = request.app[STORE].recent(int(raw))
+    jobs = request.app[STORE].recent(query.limit)
     return web.json_response({"object": "list", "data": [job.public(image_url) for job in jobs]})
 
 
 @routes.get("/v1/jobs/{job_id}")
+@endpoint("One job", responses={200: ("Job", JobView)}, errors=(404,))
 async def get_job(request: web.Request) -> web.Response:
     return web.json_response(find_job(request).public(image_url_maker(request)))
 
 
 @routes.delete("/v1/jobs/{job_id}")
+@endpoint("Cancel; stops within one denoising step. The job as it then stands.", responses={200: ("Job", JobView)}, errors=(404,))
 async def cancel_job(request: web.Request) -> web.Response:
     job = find_job(request)
     request.app[JOBS].cancel(job.id)
@@ -105,6 +107,12 @@ def _sse(event: str, data: dict) -> bytes:
 
 
 @routes.get("/v1/jobs/{job_id}/events")
+@endpoint(
+    "Server-Sent Events: transcript, progress (with preview), then one of done, failed, cancelled, whose data is the job; "
+    "the stream then ends. A late subscriber gets the past events first. Leaving does not cancel the job.",
+    responses={200: ("Event stream", {"text/event-stream": JobEvent})},
+    errors=(404,),
+)
 async def job_events(request: web.Request) -> web.StreamResponse:
     job = find_job(request)
     hub = request.app[HUB]

@@ -6,13 +6,23 @@ from aiohttp import web
 
 from .. import __version__
 from ..models import ModelUnavailable
+from .endpoint import endpoint
 from .openapi import openapi_document
+from .schemas import Health, HealthUnavailable, ModelList
 from .state import JOBS, SETTINGS, STORE
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/v1/health")
+@endpoint(
+    "Readiness (no token needed)",
+    public=True,
+    responses={
+        200: ("Ready", Health),
+        503: ("Models loading (status loading) or failed to load (status error, with the reason)", HealthUnavailable),
+    },
+)
 async def health(request: web.Request) -> web.Response:
     queue, store = request.app[JOBS], request.app[STORE]
     if queue.state == "loading":
@@ -46,6 +56,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/models")
+@endpoint("Loaded models", responses={200: ("Models", ModelList)}, errors=(503,))
 async def list_models(request: web.Request) -> web.Response:
     queue = request.app[JOBS]
     queue._require_ready()
@@ -62,7 +73,8 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 @routes.get("/openapi.json")
+@endpoint("This document", responses={200: ("OpenAPI 3.1", {"type": "object"})})
 async def openapi(request: web.Request) -> web.Response:
     queue, settings = request.app[JOBS], request.app[SETTINGS]
     schedulers = list(queue.engines.image.schedulers) if queue.engines else ["dpmpp_2m", "ddim", "euler"]
-    return web.json_response(openapi_document(schedulers, auth=bool(settings.token)))
+    return web.json_response(openapi_document(request.app, schedulers, auth=bool(settings.token)))

@@ -60,15 +60,19 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 @dataclass
 class Form:
     fields: dict[str, str] = field(default_factory=dict)
-    file: bytes | None = None
-    filename: str | None = None
+    files: dict[str, bytes] = field(default_factory=dict)  # by part name
+
+    @property
+    def file(self) -> bytes | None:
+        return self.files.get("file")
 
 
-async def read_form(request: web.Request, max_file_bytes: int) -> Form:
-    """A multipart form with at most one file part named `file` and small text fields.
+async def read_form(request: web.Request, max_file_bytes: int, files: tuple[str, ...] = ("file",)) -> Form:
+    """A multipart form with at most one part for each name in `files` (uploads of up to
+    max_file_bytes each) and small text fields.
 
-    The whole form is bounded too (one file, at most MAX_FORM_FIELDS small fields), so
-    many parts cannot add up to more memory than one upload."""
+    The whole form is bounded too (a few files, at most MAX_FORM_FIELDS small fields), so
+    many parts cannot add up to more than a few uploads' worth of memory."""
     try:
         reader = await request.multipart()
     except Exception as exc:
@@ -87,10 +91,11 @@ async def read_form(request: web.Request, max_file_bytes: int) -> Form:
             if parts > MAX_FORM_FIELDS:
                 await drain(request)
                 raise ApiError(413, f"A form may hold at most {MAX_FORM_FIELDS} fields.", "payload_too_large")
-            if name == "file" and form.file is not None:
+            is_file = name in files
+            if is_file and name in form.files:
                 await drain(request)
-                raise ApiError(400, "Send one 'file' per request.", "invalid_form", param="file")
-            limit = max_file_bytes if name == "file" else MAX_FIELD_BYTES
+                raise ApiError(400, f"Send one {name!r} per request.", "invalid_form", param=name)
+            limit = max_file_bytes if is_file else MAX_FIELD_BYTES
             data = bytearray()
             while True:
                 chunk = await part.read_chunk(CHUNK)
@@ -99,10 +104,10 @@ async def read_form(request: web.Request, max_file_bytes: int) -> Form:
                 data += chunk
                 if len(data) > limit:
                     await drain(request)
-                    what = "The audio file" if name == "file" else f"The form field {name[:40]!r}"
+                    what = f"The uploaded {name!r}" if is_file else f"The form field {name[:40]!r}"
                     raise too_large(what, limit)
-            if name == "file":
-                form.file, form.filename = bytes(data), part.filename
+            if is_file:
+                form.files[name] = bytes(data)
             elif name:
                 try:
                     form.fields[name] = data.decode(part.get_charset(default="utf-8"))
