@@ -236,7 +236,7 @@ class DiffusersImageGenerator:
         if mode not in PIPELINE_CLASSES:
             raise ValueError(f"unknown mode {mode!r}")
         if self.plan.unload_idle_unets:
-            self._unload_unets_except(mode)
+            self.unload_unets_except(mode)
         weights = self._load_mode_weights(mode) if mode in (INPAINT, DEPTH) else None
         if mode == DEPTH and weights is None:
             raise ModelUnavailable(self._own_weights(DEPTH)[1] or "depth mode needs sd2-depth: `voicebrush models --fetch sd2-depth`")
@@ -381,8 +381,9 @@ class DiffusersImageGenerator:
             return f"its UNet reads {config.get('cross_attention_dim')}-wide text embeddings, the main model's text encoder gives {width}"
         return None
 
-    def _unload_unets_except(self, mode: str) -> None:
-        """Low-VRAM: free the mode UNets that `mode` does not use."""
+    def unload_unets_except(self, mode: str | None = None) -> None:
+        """Free the mode UNets that `mode` does not use (all of them for None); low-VRAM
+        does this before every run. Each is reloaded from disk on its next use."""
         idle = [other for other in self._mode_weights if other != mode]
         for other in idle:
             del self._mode_weights[other]
@@ -391,7 +392,7 @@ class DiffusersImageGenerator:
             gc.collect()
             if self.device == "cuda":
                 torch.cuda.empty_cache()
-            log.info("low-VRAM: unloaded the %s UNet for a %s job; UNets loaded: %s", ", ".join(idle), mode, ", ".join(self.loaded_unets.values()))
+            log.info("unloaded the %s UNet (not needed for %s); UNets loaded: %s", ", ".join(idle), mode or "now", ", ".join(self.loaded_unets.values()))
 
     def make_scheduler(self, name: str, config: dict | None = None):
         """A fresh scheduler called `name`, configured like the model's own (or like
