@@ -7,6 +7,7 @@ round so that a machine getting busier or cooler shifts them all alike:
   about 0.5 plus the VAE encode, as only round(0.5 x steps) steps run);
 - vae_encode_s: one VAE encode of a 768x768 picture;
 - inpaint_overhead_ratio: inpaint over text to image at the same size and steps (goal <= 1.1);
+- the same two ratios in process CPU time (`*_cpu`), for a CPU machine others share;
 - resident_one_unet_mb / resident_three_unets_mb: memory with the main UNet only, and
   with the inpaint and depth UNets loaded too (CUDA: allocated device memory; else the
   process's resident set), beside the exact weight sizes.
@@ -66,13 +67,16 @@ def measure_modes(generator, *, side: int | None = None, steps: int = 20, rounds
         generator.generate(run, lambda step, total, preview: counted.append(total) or False)
         steps_run[name] = counted[-1] if counted else 0
     seconds: dict[str, list[float]] = {name: [] for name in runs}
+    cpu_seconds: dict[str, list[float]] = {name: [] for name in runs}
     order = list(runs)
     for round_index in range(rounds):
         for name in order[round_index % len(order):] + order[: round_index % len(order)]:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             generator.generate(runs[name])
             seconds[name].append(time.perf_counter() - started)
+            cpu_seconds[name].append(time.process_time() - cpu)
     median = {name: statistics.median(values) for name, values in seconds.items()}
+    cpu_median = {name: statistics.median(values) for name, values in cpu_seconds.items()}
     inpaint_ratio = median["inpaint"] / median["text"]
     return {
         "size": f"{width}x{height}",
@@ -82,6 +86,10 @@ def measure_modes(generator, *, side: int | None = None, steps: int = 20, rounds
         "seconds": {name: round(value, 4) for name, value in median.items()},
         "steps_run": steps_run,
         "img2img_time_ratio": round(median["img2img_0.5"] / median["img2img_1.0"], 3),
+        # The same ratios in process CPU time: steadier than wall time on a shared CPU
+        # machine (meaningless on a GPU, where the CPU mostly waits).
+        "img2img_time_ratio_cpu": _ratio(cpu_median["img2img_0.5"], cpu_median["img2img_1.0"]),
+        "inpaint_overhead_ratio_cpu": _ratio(cpu_median["inpaint"], cpu_median["text"]),
         "vae_encode_s": round(measure_vae_encode(generator, encode_side, rounds), 4),
         "vae_encode_side": encode_side,
         "inpaint_overhead_ratio": round(inpaint_ratio, 3),
@@ -169,6 +177,10 @@ def _memory_bytes(device: str) -> int | None:
         except ImportError:
             return None
         return psutil.Process().memory_info().rss
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 3) if whole > 0 else None
 
 
 def _mb(value: int | None) -> float | None:

@@ -21,7 +21,8 @@ def report(tiny_settings):
 
 
 def test_the_bench_keys_exist_with_sane_values(report):
-    for key in ("img2img_time_ratio", "vae_encode_s", "inpaint_overhead_ratio", "resident_one_unet_mb", "resident_three_unets_mb"):
+    for key in ("img2img_time_ratio", "vae_encode_s", "inpaint_overhead_ratio", "resident_one_unet_mb", "resident_three_unets_mb",
+                "img2img_time_ratio_cpu", "inpaint_overhead_ratio_cpu"):
         value = report[key]
         assert isinstance(value, float) and math.isfinite(value) and value > 0, key
     assert report["size"] == "64x64" and report["steps"] == 4

@@ -399,7 +399,7 @@ def test_image_i_of_seed_s_is_what_s_plus_i_gives_alone_in_every_mode(generator,
 
 def test_low_vram_keeps_only_the_unets_the_running_mode_needs(generator):
     plan = dataclasses.replace(generator.plan, unload_idle_unets=True)
-    lean = DiffusersImageGenerator(generator.source, plan, mode_sources=generator._mode_sources)
+    lean = DiffusersImageGenerator(generator.source, plan, mode_sources=generator.mode_sources)
     try:
         lean.generate(request(INPAINT, steps=1))
         assert lean.loaded_unets == {"main": "tiny-sd2", "inpaint": "tiny-sd2-inpaint"}
@@ -435,3 +435,22 @@ def test_a_request_checks_its_inputs_fit_the_mode():
         request(IMG2IMG, strength=0.0)
     with pytest.raises(ValueError, match="unknown mode"):
         request("outpaint")
+
+
+def test_model_offload_hooks_follow_the_pipeline_that_runs(generator):
+    # Low-VRAM's CPU offload, exercised on the CPU: the pipelines share modules and each
+    # hooks them in its own order, so switching modes must re-hook, not break.
+    plan = dataclasses.replace(generator.plan, model_cpu_offload=True, unload_idle_unets=True, fuse_qkv=False)
+    offloaded = DiffusersImageGenerator(generator.source, plan, mode_sources=generator.mode_sources)
+    plain = DiffusersImageGenerator(generator.source, dataclasses.replace(plan, model_cpu_offload=False), mode_sources=generator.mode_sources)
+    try:
+        for mode in (TEXT, INPAINT, DEPTH, IMG2IMG, TEXT, INPAINT):
+            (image,) = offloaded.generate(request(mode, steps=2))
+            assert image.size == SIZE
+            assert getattr(offloaded.pipeline_for(mode)[0].unet, "_hf_hook", None) is not None
+        (reference,) = plain.generate(request(INPAINT, steps=2))
+        (image,) = offloaded.generate(request(INPAINT, steps=2))
+        assert np.abs(pixels(image) - pixels(reference)).max() <= 2
+    finally:
+        offloaded.close()
+        plain.close()

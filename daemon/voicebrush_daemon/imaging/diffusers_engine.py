@@ -316,6 +316,11 @@ class DiffusersImageGenerator:
         return source.model_id, None
 
     @property
+    def mode_sources(self) -> dict[str, ModelSource]:
+        """Where each mode's own UNet comes from (to build another engine like this one)."""
+        return dict(self._mode_sources)
+
+    @property
     def loaded_unets(self) -> dict[str, str]:
         """The UNets in memory, by role ("main", "inpaint", "depth") -> model id."""
         loaded = {"main": self.model_id}
