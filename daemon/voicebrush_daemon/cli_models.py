@@ -7,7 +7,7 @@ import sys
 from dataclasses import replace
 
 from .cli import settings_from_args
-from .models import PRESETS, ModelUnavailable
+from .models import MODE_MODELS, PRESETS, ModelUnavailable
 
 
 def models(args: argparse.Namespace) -> int:
@@ -17,7 +17,7 @@ def models(args: argparse.Namespace) -> int:
 
     if args.fetch:
         try:
-            if args.fetch in PRESETS:
+            if args.fetch in PRESETS or args.fetch in MODE_MODELS:
                 source = fetch_image_model(args.fetch)
                 print(f"{args.fetch}: {source.model_id} is ready")
             else:

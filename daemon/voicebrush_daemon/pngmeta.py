@@ -36,6 +36,9 @@ def a1111_parameters(meta: dict) -> str:
         ("Seed", meta.get("seed")),
         ("Size", f"{meta.get('width')}x{meta.get('height')}"),
         ("Model", meta.get("model")),
+        # Only where they apply (pictures in), as AUTOMATIC1111 writes them.
+        ("Denoising strength", _number(meta.get("strength"))),
+        ("Mask blur", meta.get("mask_blur")),
     ]
     # One line per field in A1111's reader: a newline inside the prompt stays, but the
     # settings line must not contain one.

@@ -38,6 +38,11 @@ class Job:
     model: str | None = None
     step: int = 0
     images: list[str] = field(default_factory=list)  # image names, served at /v1/images/{name}.png
+    mode: str = "text"  # "text", "img2img", "inpaint" or "depth": which inputs it started from
+    strength: float | None = None  # how much of the input may change; None for text
+    # The pictures it started from, by role ("image", "mask", "depth"), only those given:
+    # stored names (JobStore.save_input), served like images.
+    inputs: dict[str, str] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -50,7 +55,8 @@ class Job:
         return cls(**known)
 
     def public(self, image_url) -> dict[str, Any]:
-        """The record as the API shows it; image_url(name) makes each image's URL."""
+        """The record as the API shows it; image_url(name) makes each image's (and each
+        input's) URL."""
         return {
             "id": self.id,
             "object": "voicebrush.job",
@@ -70,6 +76,9 @@ class Job:
             "model": self.model,
             "progress": {"step": self.step, "steps": self.steps},
             "images": [image_url(name) for name in self.images],
+            "mode": self.mode,
+            "strength": self.strength,
+            "inputs": {role: image_url(name) for role, name in self.inputs.items()},
             "error": self.error,
             "timings": self.timings,
         }

@@ -1,6 +1,7 @@
 """Jobs and images on disk, written so a crash never leaves a half file behind.
 
-Layout under the data dir: jobs/<id>.json and images/<id>-<i>.png. Every write goes
+Layout under the data dir: jobs/<id>.json, images/<id>-<i>.png, and the pictures a job
+started from as images/<id>-image.png, <id>-mask.png, <id>-depth.png. Every write goes
 to a temporary file in the same folder, is flushed to disk, then renamed over the
 target (atomic on POSIX), so readers see the old file or the new one, never a part.
 """
@@ -22,6 +23,9 @@ from .model import ACTIVE, FAILED, TERMINAL, Job, error_body
 log = logging.getLogger(__name__)
 
 IMAGE_NAME = re.compile(r"^[0-9a-f]{32}-[0-9]{1,2}$")
+INPUT_ROLES = ("image", "mask", "depth")
+INPUT_NAME = re.compile(r"^([0-9a-f]{32})-(image|mask|depth)$")
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 TEMP_PREFIX = ".partial-"
 
 
@@ -99,12 +103,28 @@ class JobStore:
         for job in interrupted:
             # Images a cut-off job wrote before the crash belong to no finished record.
             for orphan in self.images_dir.glob(f"{job.id}-*.png") if self.images_dir.is_dir() else ():
-                orphan.unlink(missing_ok=True)
+                if IMAGE_NAME.fullmatch(orphan.stem):
+                    orphan.unlink(missing_ok=True)
             try:
                 self.save(job)
             except StorageError as exc:
                 log.error("%s", exc)
+        self._remove_orphan_inputs()
         return interrupted
+
+    def _remove_orphan_inputs(self) -> None:
+        """Inputs no record names: written by a job that was cut off before its record
+        said so, or left by a record that is gone. (Partial files went with TEMP_PREFIX.)"""
+        try:
+            for path in self.images_dir.glob("*-*.png") if self.images_dir.is_dir() else ():
+                match = INPUT_NAME.fullmatch(path.stem)
+                if match is None:
+                    continue
+                job = self._jobs.get(match.group(1))
+                if job is None or job.inputs.get(match.group(2)) != path.stem:
+                    path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("could not clean up inputs in %s: %s", self.images_dir, exc)
 
     def add(self, job: Job) -> None:
         with self._lock:
@@ -133,6 +153,16 @@ class JobStore:
         self._write(self.images_dir, f"{name}.png", png)
         return name
 
+    def save_input(self, job_id: str, role: str, png: bytes) -> str:
+        """Keep a picture job_id started from ("image", "mask" or "depth") as PNG bytes,
+        durably, next to its images. Returns the name, made here from the job id and the
+        role, never from anything a request sent."""
+        if role not in INPUT_ROLES or not JOB_ID.fullmatch(job_id):
+            raise ValueError(f"not an input the store keeps: {job_id!r} {role!r}")
+        name = f"{job_id}-{role}"
+        self._write(self.images_dir, f"{name}.png", png)
+        return name
+
     def _write(self, folder: Path, filename: str, data: bytes, durable: bool = True) -> None:
         try:
             # mkdir each time: a folder removed (or replaced) while we run comes back
@@ -144,11 +174,21 @@ class JobStore:
         self._errors.pop(folder.name, None)
 
     def image_path(self, name: str) -> Path | None:
-        """The file for an image name, or None. Names are checked against the one shape
-        the daemon makes, so no request can reach outside the images folder."""
+        """The file for an image name (or an input's name: inputs are served like
+        images), or None. Names are checked against the shapes the daemon makes, so no
+        request can reach outside the images folder."""
         if not IMAGE_NAME.fullmatch(name):
+            return self.input_path(name)
+        return self._existing(self.images_dir / f"{name}.png")
+
+    def input_path(self, name: str) -> Path | None:
+        """The file for an input name (save_input's), or None."""
+        if not INPUT_NAME.fullmatch(name):
             return None
-        path = self.images_dir / f"{name}.png"
+        return self._existing(self.images_dir / f"{name}.png")
+
+    @staticmethod
+    def _existing(path: Path) -> Path | None:
         try:
             # lstat: a symlink planted in the folder is not followed out of it.
             return path if stat.S_ISREG(os.lstat(path).st_mode) else None

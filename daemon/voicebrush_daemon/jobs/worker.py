@@ -28,6 +28,7 @@ import numpy as np
 from .. import spoken
 from ..errors import ApiError, EngineOutOfMemory, GenerationCancelled
 from ..imaging.base import GenerationRequest, ImageGenerator
+from ..imaging.inputs import INPAINT, TEXT, PictureInputs, fit_inputs, png_bytes, size_for_input
 from ..models import ModelUnavailable
 from ..options import GenerationOptions
 from ..pngmeta import encode_png
@@ -53,6 +54,7 @@ class _JobWork:
     options: GenerationOptions
     samples: np.ndarray | None = None  # decoded speech for a dictation job
     language: str | None = None
+    pictures: PictureInputs | None = None  # what it starts from (imaging.inputs), if anything
     cancel: threading.Event = field(default_factory=threading.Event)
     enqueued: float = field(default_factory=time.perf_counter)
 
@@ -147,19 +149,36 @@ class JobQueue:
         per_job = statistics.median(self._durations[-20:]) if self._durations else 5.0
         return max(1, min(600, round(per_job * max(1, self.waiting))))
 
-    def submit_job(self, job: Job, options: GenerationOptions, samples: np.ndarray | None = None, language: str | None = None) -> Job:
-        """Queue a job; returns a copy of its record as accepted (the worker changes the live one)."""
+    def submit_job(
+        self,
+        job: Job,
+        options: GenerationOptions,
+        samples: np.ndarray | None = None,
+        language: str | None = None,
+        pictures: PictureInputs | None = None,
+    ) -> Job:
+        """Queue a job; returns a copy of its record as accepted (the worker changes the live one).
+
+        `pictures` (imaging.inputs.picture_inputs / openai_edit_inputs) set the job's mode
+        and strength; a mode whose weights are missing is a 400 `model_unavailable` here."""
         engines = self._require_ready()
+        if pictures is not None:
+            try:
+                engines.image.require_mode(pictures.mode)
+            except ModelUnavailable as exc:
+                raise ApiError(400, str(exc), "model_unavailable", param=pictures.mode) from None
         if self._queue.full():  # only the event loop submits, so checking first is not racy
             self._put(None)  # raises the 429
         job.model = engines.image.model_id
+        job.mode = pictures.mode if pictures is not None else TEXT
+        job.strength = pictures.resolved_strength if pictures is not None else None
         accepted = Job.from_dict(job.to_dict())
         # Persisted before it can run, so a crash from here on leaves a record behind.
         try:
             self.store.add(job)
         except StorageError as exc:
             log.error("%s", exc)  # the job still runs; health reports the disk problem
-        work = _JobWork(job, options, samples, language)
+        work = _JobWork(job, options, samples, language, pictures)
         self._active[job.id] = work
         self._put(work)
         return accepted
@@ -313,6 +332,12 @@ class JobQueue:
             return
         try:
             prompt, negative, size = options.prompt, options.negative_prompt, options.size
+            pictures = work.pictures
+            if pictures is not None:
+                job.inputs = self._keep_inputs(job, pictures)
+                self._save(job)
+                if size is None:  # the canvas's shape wins over a spoken aspect
+                    size = size_for_input(pictures.frame, engines.image.native_size)
             if work.samples is not None:
                 job.status = TRANSCRIBING
                 self._save(job)
@@ -338,6 +363,7 @@ class JobQueue:
             job.size = f"{width}x{height}"
             job.status = GENERATING
             self._save(job)
+            fitted = fit_inputs(pictures, (width, height)) if pictures is not None else PictureInputs()
             request = GenerationRequest(
                 prompt=prompt,
                 negative_prompt=negative,
@@ -348,6 +374,12 @@ class JobQueue:
                 seed=job.seed,
                 guidance_scale=job.guidance_scale,
                 scheduler=job.scheduler or engines.image.default_scheduler,
+                mode=job.mode,
+                strength=job.strength or 1.0,
+                image=fitted.image,
+                mask=fitted.mask,
+                depth=fitted.depth,
+                mask_blur=fitted.mask_blur,
             )
             job.scheduler = request.scheduler
             started = time.perf_counter()
@@ -375,6 +407,9 @@ class JobQueue:
         except StorageError as exc:
             self._finish(job, FAILED, error_body(f"Could not save the result: {exc}", "storage_error"))
             return
+        except ModelUnavailable as exc:  # a mode's weights went missing or would not load
+            self._finish(job, FAILED, error_body(str(exc), "model_unavailable"))
+            return
         except ApiError as exc:  # an engine's verdict on the input, e.g. an unknown language
             self._finish(job, FAILED, error_body(exc.message, exc.code))
             return
@@ -384,6 +419,13 @@ class JobQueue:
         # Outside the except block, so no traceback keeps the failed call's memory.
         self._release_memory()
         self._finish(job, FAILED, error)
+
+    def _keep_inputs(self, job: Job, pictures: PictureInputs) -> dict[str, str]:
+        """Store each given picture as PNG next to the job's images; {role: name}."""
+        started = time.perf_counter()
+        names = {role: self.store.save_input(job.id, role, png_bytes(picture)) for role, picture in pictures.given().items()}
+        job.timings["inputs_s"] = round(time.perf_counter() - started, 4)
+        return names
 
     def _step_callback(self, work: _JobWork):
         job = work.job
@@ -405,7 +447,7 @@ class JobQueue:
 
     @staticmethod
     def _image_metadata(job: Job, request: GenerationRequest, index: int) -> dict[str, Any]:
-        return {
+        meta = {
             "prompt": request.prompt,
             "negative_prompt": request.negative_prompt,
             "seed": request.seed + index,
@@ -417,7 +459,14 @@ class JobQueue:
             "model": job.model,
             "transcript": job.transcript,
             "job_id": job.id,
+            "mode": request.mode,
         }
+        # AUTOMATIC1111 writes these only where they apply.
+        if request.mode != TEXT:
+            meta["strength"] = request.strength
+        if request.mode == INPAINT:
+            meta["mask_blur"] = request.mask_blur
+        return meta
 
 
 def _jpeg_base64(image) -> str:
