@@ -53,6 +53,9 @@ class Settings:
     compile: bool = False  # torch.compile the UNet (CUDA only; warm-up on load)
     # Extra origins (scheme://host:port) allowed besides loopback and our own address.
     allowed_origins: tuple[str, ...] = ()
+    # The address clients use, when it is not --host:--port (a proxy, a DNS name, a
+    # tunnel): image URLs are built from it, and its host is accepted in Host headers.
+    public_url: str | None = None
     max_upload_bytes: int = 25 * 1024 * 1024
     preview_every: int = 2  # a JPEG preview every N steps
 
