@@ -173,10 +173,11 @@ async def run_server(settings: Settings, started: threading.Event | None = None,
     from .models import ModelUnavailable
     from .server.access_log import PathOnlyAccessLogger
     from .server.app import create_app
+    from .server.runner import DaemonRunner
     from .server.state import JOBS
 
     app = create_app(settings)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5.0, access_log_class=PathOnlyAccessLogger)
+    runner = DaemonRunner(app, handler_cancellation=True, shutdown_timeout=5.0, access_log_class=PathOnlyAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     try:

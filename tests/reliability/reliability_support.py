@@ -85,6 +85,8 @@ def served_app(make_app):
     """served_app(**settings_overrides) -> ServedApp on http://127.0.0.1:PORT, ready."""
     from aiohttp import web
 
+    from voicebrush_daemon.server.runner import DaemonRunner
+
     started: list[tuple[asyncio.AbstractEventLoop, web.AppRunner, threading.Thread]] = []
 
     def serve(load_engines=None, **overrides) -> ServedApp:
@@ -94,7 +96,7 @@ def served_app(make_app):
         box: dict[str, Any] = {}
 
         async def setup():
-            runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5.0)
+            runner = DaemonRunner(app, handler_cancellation=True, shutdown_timeout=5.0)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..errors import ApiError
 from ..jobs.model import CANCELLED, DONE, GENERATION
+from .ranges import check_file_request
 from .routes_jobs import job_from_options
 from .state import HUB, JOBS, STORE, image_url_maker
 from .uploads import read_json
@@ -69,4 +70,5 @@ async def get_image(request: web.Request) -> web.StreamResponse:
     path = request.app[STORE].image_path(request.match_info["name"])
     if path is None:
         raise ApiError(404, "No image with that name.", "image_not_found")
+    check_file_request(request, path)  # a bad Range is a 416 in the error shape, not an empty one
     return web.FileResponse(path, headers={"Content-Type": "image/png", "Cache-Control": "private, max-age=31536000, immutable"})
