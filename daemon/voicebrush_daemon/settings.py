@@ -56,6 +56,9 @@ class Settings:
     # The address clients use, when it is not --host:--port (a proxy, a DNS name, a
     # tunnel): image URLs are built from it, and its host is accepted in Host headers.
     public_url: str | None = None
+    # Work one generation may ask for: (pixels x images per step, pixels x images x
+    # steps); None: the device's own budget (budget.py).
+    work_budget: tuple[int, int] | None = None
     max_upload_bytes: int = 25 * 1024 * 1024
     preview_every: int = 2  # a JPEG preview every N steps
 

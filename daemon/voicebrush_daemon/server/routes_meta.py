@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import __version__
+from ..budget import add_to_openapi
 from ..models import ModelUnavailable
 from .openapi import openapi_document
 from .state import JOBS, SETTINGS, STORE
@@ -65,4 +66,5 @@ async def list_models(request: web.Request) -> web.Response:
 async def openapi(request: web.Request) -> web.Response:
     queue, settings = request.app[JOBS], request.app[SETTINGS]
     schedulers = list(queue.engines.image.schedulers) if queue.engines else ["dpmpp_2m", "ddim", "euler"]
-    return web.json_response(openapi_document(schedulers, auth=bool(settings.token)))
+    document = openapi_document(schedulers, auth=bool(settings.token))
+    return web.json_response(add_to_openapi(document, queue.budget))
