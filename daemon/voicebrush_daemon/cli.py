@@ -174,6 +174,7 @@ async def run_server(settings: Settings, started: threading.Event | None = None,
     from .server.access_log import PathOnlyAccessLogger
     from .server.app import create_app
     from .server.runner import DaemonRunner
+    from .server.shutdown import leave_if_worker_stuck
     from .server.state import JOBS
 
     app = create_app(settings)
@@ -218,4 +219,5 @@ async def run_server(settings: Settings, started: threading.Event | None = None,
     # Graceful: the running job is cancelled (within one step), queued ones are
     # marked, event streams end, and the data dir is left consistent.
     await runner.cleanup()
+    leave_if_worker_stuck(queue, rc)  # a step that outlasted the shutdown: exit without it
     return rc
