@@ -25,6 +25,18 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def read_token_file(path: Path) -> str:
+    """The token in a file (its first line, trimmed), for --token-file. Unlike --token,
+    which every local user can read in `ps`, a file can be readable by its owner only."""
+    try:
+        lines = Path(path).expanduser().read_text(encoding="utf-8").strip().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not lines or not lines[0].strip():
+        raise ValueError(f"the token file {path} is empty")
+    return lines[0].strip()
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "voicebrush"

@@ -83,15 +83,22 @@ def test_names_the_operator_gave_are_accepted_and_urls_follow_public_url(served_
     assert raw_http(served.url, http_request("GET", "/v1/jobs", f"studio.example:{port}")).status == 403
 
 
-def test_a_token_protected_daemon_answers_to_its_real_name(start_daemon):
-    """`serve --host 0.0.0.0 --token T`, reached as http://HOSTNAME:PORT (this machine's
-    name resolves to it): the plugins' client runs a whole job, its image included, which
-    it fetches with the token only because the URL carries the name it was set up with."""
+def test_a_token_protected_daemon_answers_to_its_real_name(start_daemon, tmp_path):
+    """`serve --host 0.0.0.0 --token-file F`, reached as http://HOSTNAME:PORT (this
+    machine's name resolves to it): the plugins' client runs a whole job, its image
+    included, which it fetches with the token only because the URL carries the name it
+    was set up with. The token never shows in the process list."""
+    import psutil
     import voicebrush_client
 
     token = "remote-token-5a7c"
-    daemon = start_daemon("--host", "0.0.0.0", token=token)
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    daemon = start_daemon("--host", "0.0.0.0", "--token-file", str(token_file))
+    assert token not in " ".join(psutil.Process(daemon.process.pid).cmdline())
     port = daemon.url.rsplit(":", 1)[1]
+    assert raw_http(f"http://127.0.0.1:{port}", http_request("GET", "/v1/jobs", f"127.0.0.1:{port}")).status == 401  # the file's token is required
     name = socket.gethostname()
     assert socket.gethostbyname(name)  # the name resolves here, as a studio's DNS would
     client = voicebrush_client.Client(f"http://{name}:{port}", token=token, timeout=60)
