@@ -47,14 +47,19 @@ def budget_for(device: str, override: tuple[int, int] | None = None) -> WorkBudg
     return BUDGETS[kind]
 
 
-def _mp(pixels: int) -> str:
-    return f"{pixels / MEGA:.1f}".rstrip("0").rstrip(".")
+def megapixels(pixels: int) -> str:
+    return f"{pixels / MEGA:.2f}".rstrip("0").rstrip(".")
+
+
+def _largest_square(pixels: int) -> str:
+    side = int(pixels**0.5) // 8 * 8
+    return f"{side}x{side}"
 
 
 def describe(budget: WorkBudget) -> str:
     return (
-        f"On {budget.device} one request may ask for at most {_mp(budget.max_pixels_per_step)} megapixels per denoising step "
-        f"(width x height x n) and {_mp(budget.max_pixel_steps)} megapixel-steps in all (width x height x n x steps), "
+        f"On {budget.device} one request may ask for at most {megapixels(budget.max_pixels_per_step)} megapixels per denoising step "
+        f"(width x height x n) and {megapixels(budget.max_pixel_steps)} megapixel-steps in all (width x height x n x steps), "
         "so that cancel and shutdown answer within one step; beyond is 400 too_large."
     )
 
@@ -66,9 +71,9 @@ def check_work(budget: WorkBudget, width: int, height: int, n: int, steps: int) 
     if per_step > budget.max_pixels_per_step:
         raise ApiError(
             400,
-            f"{asked} is {_mp(per_step)} megapixels per denoising step; on {budget.device} the daemon takes at most "
-            f"{_mp(budget.max_pixels_per_step)} (width x height x n), so that cancel answers within a step. "
-            "Ask for a smaller size or fewer images.",
+            f"{asked} is {megapixels(per_step)} megapixels per denoising step; on {budget.device} the daemon takes at most "
+            f"{megapixels(budget.max_pixels_per_step)} (width x height x n: one {_largest_square(budget.max_pixels_per_step)}, or four "
+            f"{_largest_square(budget.max_pixels_per_step // 4)}), so that cancel answers within a step. Ask for a smaller size or fewer images.",
             "too_large",
             param="n" if n > 1 and width * height <= budget.max_pixels_per_step else "size",
         )
@@ -76,8 +81,8 @@ def check_work(budget: WorkBudget, width: int, height: int, n: int, steps: int) 
         most = max(1, budget.max_pixel_steps // per_step)
         raise ApiError(
             400,
-            f"{asked} x {steps} steps is {_mp(per_step * steps)} megapixel-steps; on {budget.device} the daemon takes at most "
-            f"{_mp(budget.max_pixel_steps)} (width x height x n x steps): at this size and n, at most {most} steps.",
+            f"{asked} x {steps} steps is {megapixels(per_step * steps)} megapixel-steps; on {budget.device} the daemon takes at most "
+            f"{megapixels(budget.max_pixel_steps)} (width x height x n x steps): at this size and n, at most {most} steps.",
             "too_large",
             param="steps",
         )

@@ -31,7 +31,7 @@ async def client(make_app, aiohttp_client):
 
 
 async def test_a_job_beyond_the_devices_budget_is_400_too_large_stating_it(client):
-    from voicebrush_daemon.budget import BUDGETS
+    from voicebrush_daemon.budget import BUDGETS, megapixels
 
     cpu = BUDGETS["cpu"]
     for path in ("/v1/jobs", "/v1/images/generations"):
@@ -43,7 +43,7 @@ async def test_a_job_beyond_the_devices_budget_is_400_too_large_stating_it(clien
             assert body["error"]["param"] == param, (fields, body)
             assert "cpu" in body["error"]["message"], body
             stated = cpu.max_pixels_per_step if param != "steps" else cpu.max_pixel_steps
-            assert f"{stated / 1e6:.1f}".rstrip("0").rstrip(".") in body["error"]["message"], body
+            assert f"at most {megapixels(stated)} " in body["error"]["message"], body
     # A spoken prompt too, before any transcription is spent on it.
     import aiohttp
 
