@@ -19,10 +19,13 @@ SIZE_PATTERN = r"^[0-9]{1,4}x[0-9]{1,4}$"
 ERROR_DESCRIPTIONS = {
     400: "Invalid input (the error's param names the field)",
     401: "Missing or wrong token",
-    403: "Request from a web page on a foreign Origin",
+    403: "Request from a web page on a foreign Origin or another site, or (without a token) naming a Host that is not the daemon's",
     404: "No such job or image",
     409: "Cancelled before it finished",
     413: "Body, upload or form larger than its limit",
+    412: "The image is not the version If-Match / If-Unmodified-Since names",
+    415: "A JSON body not sent as application/json, or in a content coding the daemon does not read",
+    416: "A Range that is malformed or past the image's end",
     429: "Queue full; retry after Retry-After seconds",
     500: "The model failed on this request (engine_error)",
     503: "Models loading or failed to load, out of memory, or shutting down",
@@ -48,7 +51,7 @@ def _json(schema: dict, description: str) -> dict:
 
 
 def _generation_properties(schedulers: list[str]) -> dict:
-    return {
+    properties = {
         "prompt": {"type": "string", "minLength": 1, "pattern": r"\S", "description": "What to draw (not blank). Longer than the text encoder takes is truncated."},
         "negative_prompt": {"type": "string", "default": "", "description": "What the picture should not have."},
         "size": {"type": "string", "pattern": SIZE_PATTERN, "description": "WxH, each a multiple of 8 from 64 to 2048; default the model's native size.", "example": "512x512"},
@@ -61,11 +64,17 @@ def _generation_properties(schedulers: list[str]) -> dict:
         # No type: any value is accepted and ignored, as OpenAI clients send their own names.
         "model": {"description": "Accepted and echoed; the loaded model answers."},
     }
+    # options.parse_options takes JSON null as the default, as it takes an absent field.
+    for name, schema in properties.items():
+        if name not in ("prompt", "model"):
+            schema["nullable"] = True
+    return properties
 
 
 def openapi_document(schedulers: list[str], *, auth: bool) -> dict:
     generation = _generation_properties(schedulers)
-    job_form = {k: v for k, v in generation.items() if k not in ("response_format",)}
+    # A form field cannot be null: the form's copies are not nullable.
+    job_form = {k: {kk: vv for kk, vv in v.items() if kk != "nullable"} for k, v in generation.items() if k not in ("response_format",)}
     job_form = {
         **job_form,
         "prompt": {**generation["prompt"], "description": "Overrides the transcript when given with a file; required without one."},
@@ -106,14 +115,14 @@ def openapi_document(schedulers: list[str], *, auth: bool) -> dict:
                     "responses": {"200": {"description": "Transcript: JSON for json/verbose_json, plain text for text/srt/vtt", "content": {
                         "application/json": {"schema": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}, "model": {"type": "string"}, "language": {"type": "string"}, "duration": {"type": "number"}, "segments": {"type": "array"}}}},
                         "text/plain": {"schema": {"type": "string"}},
-                    }}, **errors(400, 413, 429, 500, 503)},
+                    }}, **errors(400, 413, 415, 429, 500, 503)},
                 }
             },
             "/v1/images/generations": {
                 "post": {
                     "summary": "Text to image (OpenAI-compatible); waits for the result. A client that disconnects cancels the generation.",
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["prompt"], "properties": generation}}}},
-                    "responses": {"200": _json({"$ref": "#/components/schemas/ImagesResponse"}, "Images"), **errors(400, 409, 413, 429, 500, 503, 507)},
+                    "responses": {"200": _json({"$ref": "#/components/schemas/ImagesResponse"}, "Images"), **errors(400, 409, 413, 415, 429, 500, 503, 507)},
                 }
             },
             "/v1/jobs": {
@@ -123,7 +132,7 @@ def openapi_document(schedulers: list[str], *, auth: bool) -> dict:
                         "application/json": {"schema": {"type": "object", "required": ["prompt"], "properties": generation}},
                         "multipart/form-data": {"schema": {"type": "object", "properties": job_form, "description": "A file, a prompt, or both."}},
                     }},
-                    "responses": {"202": _json(job, "Queued"), **errors(400, 413, 429, 503)},
+                    "responses": {"202": _json(job, "Queued"), **errors(400, 413, 415, 429, 503)},
                 },
                 "get": {
                     "summary": "History, newest first (survives restarts)",
@@ -142,7 +151,7 @@ def openapi_document(schedulers: list[str], *, auth: bool) -> dict:
             },
             "/v1/images/{name}.png": {
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": IMAGE_NAME_PATTERN}, "description": "As in a job's image URLs: JOBID-INDEX."}],
-                "get": {"summary": "A generated PNG with its parameters in text chunks", "responses": {"200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}, **errors(404)}},
+                "get": {"summary": "A generated PNG with its parameters in text chunks", "responses": {"200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}, **errors(404, 412, 416)}},
             },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json({"type": "object"}, "OpenAPI 3"), **errors()}}},
         },
