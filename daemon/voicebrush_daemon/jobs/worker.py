@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import spoken
+from ..budget import WorkBudget, budget_for, check_work
 from ..errors import ApiError, EngineOutOfMemory, GenerationCancelled
 from ..imaging.base import GenerationRequest, ImageGenerator
 from ..imaging.inputs import INPAINT, TEXT, PictureInputs, fit_inputs, png_bytes, size_for_input
@@ -79,8 +80,10 @@ class JobQueue:
         *,
         max_waiting: int = 16,
         preview_every: int = 2,
+        work_budget: tuple[int, int] | None = None,
     ) -> None:
         self.store = store
+        self._work_budget = work_budget  # None: the loaded device's own (budget.py)
         self.hub = hub
         self._load_engines = load_engines
         self._queue: queue.Queue = queue.Queue(maxsize=max_waiting)
@@ -91,6 +94,9 @@ class JobQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._close_deadline: float | None = None
+        self._abandon_lock = threading.Lock()
+        self._abandoned = False
         self.engines: Engines | None = None
         self.state = "loading"  # loading -> ready | error
         self.load_error: BaseException | None = None
@@ -109,17 +115,46 @@ class JobQueue:
         self._thread = threading.Thread(target=self._run, name="voicebrush-worker", daemon=True)
         self._thread.start()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop taking work, cancel what waits and what runs, and join the thread."""
-        self._closing = True
-        for work in list(self._active.values()):
-            work.cancel.set()
-        try:
-            self._queue.put_nowait(_STOP)
-        except queue.Full:
-            pass  # the cancel flags drain it quickly; the thread checks _closing
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop taking work, cancel what waits and what runs, and join the thread.
+
+        Cancel is seen between denoising steps. When one step (or a model load)
+        outlasts `timeout`, the running job and the waiting ones are recorded here as
+        cut off by the shutdown, and False says the thread is still inside that call:
+        the process should leave without it (server/shutdown.py). A second call waits
+        only for what is left of the first one's timeout."""
+        if self._close_deadline is None:
+            self._closing = True
+            self._close_deadline = time.monotonic() + timeout
+            for work in list(self._active.values()):
+                work.cancel.set()
+            try:
+                self._queue.put_nowait(_STOP)
+            except queue.Full:
+                pass  # the cancel flags drain it quickly; the thread checks _closing
+        if self._thread is None:
+            return True
+        self._thread.join(max(0.0, self._close_deadline - time.monotonic()))
+        if not self._thread.is_alive():
+            return True
+        self._abandon_running()
+        return False
+
+    @property
+    def stuck(self) -> bool:
+        """Closed, but the worker is still inside an engine call that outlasted close()."""
+        return self._close_deadline is not None and self._thread is not None and self._thread.is_alive()
+
+    def _abandon_running(self) -> None:
+        with self._abandon_lock:
+            if self._abandoned:
+                return
+            self._abandoned = True
+        work = self._active.get(self._running) if self._running else None
+        if work is not None and work.job.status not in TERMINAL:
+            log.warning("job %s is inside a step that outlasted the shutdown; recorded as cut off by it", work.job.id)
+            self._finish(work.job, CANCELLED, error_body("The daemon shut down while this job ran.", "shutdown"))
+        self._cancel_waiting()
 
     # ---- what the routes call (on the event loop) ------------------------------
 
@@ -149,6 +184,13 @@ class JobQueue:
         per_job = statistics.median(self._durations[-20:]) if self._durations else 5.0
         return max(1, min(600, round(per_job * max(1, self.waiting))))
 
+    @property
+    def budget(self) -> WorkBudget | None:
+        """What one job may ask of the loaded device; None until the models have loaded."""
+        if self.engines is None:
+            return None
+        return budget_for(self.engines.image.device, self._work_budget)
+
     def submit_job(
         self,
         job: Job,
@@ -162,6 +204,11 @@ class JobQueue:
         `pictures` (imaging.inputs.picture_inputs / openai_edit_inputs) set the job's mode
         and strength; a mode whose weights are missing is a 400 `model_unavailable` here."""
         engines = self._require_ready()
+        # Every generating route comes through here: a job cancel could not stop for
+        # minutes is refused before it is queued. Without a size (a spoken aspect, a
+        # picture's own) the job is drawn at about the native area.
+        width, height = options.size or engines.image.native_size
+        check_work(self.budget, width, height, options.n, options.steps)
         if pictures is not None:
             try:
                 engines.image.require_mode(pictures.mode)
@@ -253,7 +300,11 @@ class JobQueue:
                     del self._durations[:-50]
             if self._closing:
                 break
-        # Anything still queued at shutdown ends cancelled, not stuck "queued".
+        self._cancel_waiting()
+
+    def _cancel_waiting(self) -> None:
+        """Anything still queued at shutdown ends cancelled, not stuck "queued". Run by
+        the worker as it stops, or by close() when the worker is stuck in a step."""
         while True:
             try:
                 item = self._queue.get_nowait()

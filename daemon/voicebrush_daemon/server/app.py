@@ -43,6 +43,7 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
         load_engines or (lambda: load_real_engines(settings)),
         max_waiting=settings.queue_size,
         preview_every=settings.preview_every,
+        work_budget=settings.work_budget,
     )
     app[SETTINGS], app[STORE], app[HUB], app[JOBS] = settings, store, hub, queue
     app.on_response_prepare.append(make_cors_headers(settings))

@@ -37,6 +37,7 @@ class Endpoint:
     responses: dict[int, ResponseSpec] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     public: bool = False  # True: no token needed (health)
+    generates: bool = False  # True: queues image work, bounded by the device's budget (budget.py)
     description: str | None = None
 
     @property

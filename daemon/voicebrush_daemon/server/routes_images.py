@@ -11,6 +11,7 @@ from aiohttp import web
 from ..errors import ApiError
 from ..jobs.model import CANCELLED, DONE, GENERATION
 from .endpoint import endpoint
+from .ranges import check_file_request
 from .routes_jobs import job_from_options
 from .schemas import ImageGenerationRequest, ImagesResponse
 from .state import HUB, JOBS, STORE, image_url_maker
@@ -26,6 +27,7 @@ FAILURE_STATUS = {"out_of_memory": 503, "storage_error": 507, "engine_error": 50
 @endpoint(
     "Text to image (OpenAI-compatible); waits for the result. A client that disconnects cancels the generation.",
     json=ImageGenerationRequest,
+    generates=True,
     responses={200: ("Images", ImagesResponse)},
     errors=(400, 409, 413, 429, 500, 503, 507),
 )
@@ -72,10 +74,11 @@ async def create_images(request: web.Request, body: ImageGenerationRequest) -> w
 @endpoint(
     "A generated PNG with its parameters in text chunks",
     responses={200: ("PNG", {"image/png": {"type": "string", "format": "binary"}})},
-    errors=(404,),
+    errors=(404, 412, 416),
 )
 async def get_image(request: web.Request) -> web.StreamResponse:
     path = request.app[STORE].image_path(request.match_info["name"])
     if path is None:
         raise ApiError(404, "No image with that name.", "image_not_found")
+    check_file_request(request, path)  # a bad Range is a 416 in the error shape, not an empty one
     return web.FileResponse(path, headers={"Content-Type": "image/png", "Cache-Control": "private, max-age=31536000, immutable"})

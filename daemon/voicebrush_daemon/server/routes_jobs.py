@@ -60,6 +60,7 @@ def find_job(request: web.Request) -> Job:
     "Queue a dictation job (audio and/or prompt); it runs whether or not anyone listens",
     json=JobRequest,
     form=JobForm,
+    generates=True,
     responses={202: ("Queued", JobView)},
     errors=(400, 413, 429, 503),
 )
