@@ -34,6 +34,7 @@ from ..pngmeta import encode_png
 from ..speech.base import Transcriber, TranscribeOptions, Transcript
 from .events import EventHub
 from .model import CANCELLED, DICTATION, DONE, FAILED, GENERATING, TERMINAL, TRANSCRIBING, Job, error_body
+from .scheduling import FairQueue
 from .store import JobStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class _JobWork:
     language: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     enqueued: float = field(default_factory=time.perf_counter)
+    lane: str | None = None  # a storyboard's id: its shots take turns with other requests as one
 
 
 @dataclass
@@ -81,7 +83,8 @@ class JobQueue:
         self.store = store
         self.hub = hub
         self._load_engines = load_engines
-        self._queue: queue.Queue = queue.Queue(maxsize=max_waiting)
+        # Round robin over requests, a storyboard being one (see scheduling.py).
+        self._queue = FairQueue(maxsize=max_waiting)
         self._preview_every = max(1, preview_every)
         self._active: dict[str, _JobWork] = {}  # queued or running, by job id
         self._running: str | None = None
@@ -147,10 +150,12 @@ class JobQueue:
         per_job = statistics.median(self._durations[-20:]) if self._durations else 5.0
         return max(1, min(600, round(per_job * max(1, self.waiting))))
 
-    def submit_job(self, job: Job, options: GenerationOptions, samples: np.ndarray | None = None, language: str | None = None) -> Job:
-        """Queue a job; returns a copy of its record as accepted (the worker changes the live one)."""
+    def submit_job(self, job: Job, options: GenerationOptions, samples: np.ndarray | None = None, language: str | None = None, lane: str | None = None) -> Job:
+        """Queue a job; returns a copy of its record as accepted (the worker changes the live one).
+        Jobs given the same `lane` wait as one request (a storyboard's shots)."""
         engines = self._require_ready()
-        if self._queue.full():  # only the event loop submits, so checking first is not racy
+        work = _JobWork(job, options, samples, language, lane=lane)
+        if self._queue.refuses(work):  # only the event loop submits, so checking first is not racy
             self._put(None)  # raises the 429
         job.model = engines.image.model_id
         accepted = Job.from_dict(job.to_dict())
@@ -159,7 +164,6 @@ class JobQueue:
             self.store.add(job)
         except StorageError as exc:
             log.error("%s", exc)  # the job still runs; health reports the disk problem
-        work = _JobWork(job, options, samples, language)
         self._active[job.id] = work
         self._put(work)
         return accepted
