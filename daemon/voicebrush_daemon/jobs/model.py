@@ -40,6 +40,8 @@ class Job:
     images: list[str] = field(default_factory=list)  # image names, served at /v1/images/{name}.png
     error: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    storyboard: str | None = None  # the storyboard this job draws a shot of (storyboards/)
+    shot: int | None = None  # that shot's index, from 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +74,8 @@ class Job:
             "images": [image_url(name) for name in self.images],
             "error": self.error,
             "timings": self.timings,
+            "storyboard": self.storyboard,
+            "shot": self.shot,
         }
 
 
