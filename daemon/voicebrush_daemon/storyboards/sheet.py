@@ -233,7 +233,9 @@ def _draw_picture(image: Image.Image, draw: ImageDraw.ImageDraw, cell: Cell, pan
         draw.text((left + (box[0] - width) / 2, top + box[1] / 2 - FONT_SIZE / 2), word, font=face, fill=MUTED)
         return
     if abs(picture.width / picture.height - box[0] / box[1]) < 0.02:
-        image.paste(picture.resize(box, Image.Resampling.LANCZOS), (left, top))
+        # reducing_gap: a cheap box reduction first, then Lanczos (several times faster for
+        # a 1024-wide panel, and no visible difference at this size).
+        image.paste(picture.resize(box, Image.Resampling.LANCZOS, reducing_gap=3.0), (left, top))
         return
     # A picture of another shape (a redo at another size): whole, centred, never cropped.
     draw.rectangle(_inclusive(cell.picture), fill=PENDING)
@@ -257,7 +259,9 @@ def render_pages(panels: list[Panel], frame: tuple[int, int], heading: str, page
 def render_png(panels: list[Panel], frame: tuple[int, int], heading: str = "Storyboard") -> bytes:
     (page,) = render_pages(panels, frame, heading, paged=False)
     out = io.BytesIO()
-    page.save(out, format="PNG", optimize=False, dpi=(DPI, DPI))
+    # compress_level 3: about half the time of the default for a few percent more bytes
+    # (pictures, not flat art, fill most of a sheet).
+    page.save(out, format="PNG", compress_level=3, dpi=(DPI, DPI))
     return out.getvalue()
 
 
