@@ -178,6 +178,29 @@ async def test_events_are_each_shots_tagged_with_its_index_then_done(client):
     assert [(n, d.get("index")) for n, d in again if n != "progress"] == [(n, d.get("index")) for n, d in events if n != "progress"]
 
 
+async def test_a_shot_redone_while_the_board_is_followed_shows_on_its_stream(client):
+    board = await create(client, shots=["a cat", "a dog"], steps=20)
+    old_job = board["shots"][1]["job"]
+    response = await client.get(f"/v1/storyboards/{board['id']}/events")
+    events, name, redone = [], None, None
+    async for raw in response.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line[6:])))
+            if redone is None and name == "progress":  # shot 1 is drawing, shot 2 waits
+                redone = await (await client.post(f"/v1/storyboards/{board['id']}/shots/2", json={"text": "a wolf"})).json()
+    new_job = redone["shots"][1]["job"]
+    redo = [data for name, data in events if name == "redo"]
+    assert redo == [{"index": 2, "job": new_job, "replaces": old_job, "text": "a wolf", "prompt": "a wolf", "seed": board["shots"][1]["seed"]}]
+    assert not [data for name, data in events if data.get("id") == old_job]  # the replaced job says nothing more
+    shot_two = [(name, data["id"]) for name, data in events if data.get("index") == 2 and name != "redo"]
+    assert shot_two[-1] == ("done", new_job)
+    assert events[-1][0] == "done" and events[-1][1]["shots"][1]["job"] == new_job
+    assert (await (await client.get(f"/v1/jobs/{old_job}")).json())["status"] == "cancelled"
+
+
 # ---- changing it -----------------------------------------------------------------
 
 

@@ -238,6 +238,7 @@ class Storyboards:
         merged: asyncio.Queue = asyncio.Queue()
         self._followers.setdefault(board.id, set()).add(merged)
         pumps: dict[int, asyncio.Task] = {}
+        subscriptions = []  # closed at the end even if a pump never got to run
         current: dict[int, str] = {}
         pending: set[int] = set()
 
@@ -258,7 +259,9 @@ class Storyboards:
             backlog = None
             if not self.hub.has_log(job_id):  # a job of an earlier run: its record is all there is
                 backlog = [(job.status, job.to_dict())] if job.status in TERMINAL else []
-            pumps[index] = asyncio.ensure_future(pump(index, job_id, self.hub.subscribe(job_id, backlog)))
+            subscription = self.hub.subscribe(job_id, backlog)
+            subscriptions.append(subscription)
+            pumps[index] = asyncio.ensure_future(pump(index, job_id, subscription))
 
         try:
             for shot in board.shots:
@@ -288,6 +291,8 @@ class Storyboards:
         finally:
             for task in pumps.values():
                 task.cancel()
+            for subscription in subscriptions:
+                subscription.close()
             followers = self._followers.get(board.id)
             if followers is not None:
                 followers.discard(merged)
