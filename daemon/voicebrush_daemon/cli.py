@@ -25,6 +25,7 @@ examples:
   voicebrush transcribe memo.m4a
   voicebrush dictate -o sketch.png          # speak, press Enter, get a picture
   voicebrush models                         # what is downloaded, and how to get the rest
+  voicebrush storyboard script.txt -o board.pdf  # one panel per shot, on A4 pages
 """
 
 
@@ -107,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, default=5, help="interleaved rounds per measurement (default 5)")
     _add_model_options(bench)
     bench.set_defaults(preset="tiny")
+    from . import storyboard_command  # the whole command is in that module
+
+    storyboard_command.add_parser(commands)
     return parser
 
 
@@ -143,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench import bench
 
             return bench(args)
+        if args.command == "storyboard":
+            from .storyboard_command import run
+
+            return run(args)
     except KeyboardInterrupt:
         print("voicebrush: interrupted", file=sys.stderr)
         return 130

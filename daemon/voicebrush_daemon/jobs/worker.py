@@ -36,6 +36,7 @@ from ..pngmeta import encode_png
 from ..speech.base import Transcriber, TranscribeOptions, Transcript
 from .events import EventHub
 from .model import CANCELLED, DICTATION, DONE, FAILED, GENERATING, TERMINAL, TRANSCRIBING, Job, error_body
+from .scheduling import FairQueue
 from .store import JobStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class _JobWork:
     pictures: PictureInputs | None = None  # what it starts from (imaging.inputs), if anything
     cancel: threading.Event = field(default_factory=threading.Event)
     enqueued: float = field(default_factory=time.perf_counter)
+    lane: str | None = None  # a storyboard's id: its shots take turns with other requests as one
 
 
 @dataclass
@@ -86,7 +88,8 @@ class JobQueue:
         self._work_budget = work_budget  # None: the loaded device's own (budget.py)
         self.hub = hub
         self._load_engines = load_engines
-        self._queue: queue.Queue = queue.Queue(maxsize=max_waiting)
+        # Round robin over requests, a storyboard being one (see scheduling.py).
+        self._queue = FairQueue(maxsize=max_waiting)
         self._preview_every = max(1, preview_every)
         self._active: dict[str, _JobWork] = {}  # queued or running, by job id
         self._running: str | None = None
@@ -198,11 +201,13 @@ class JobQueue:
         samples: np.ndarray | None = None,
         language: str | None = None,
         pictures: PictureInputs | None = None,
+        lane: str | None = None,
     ) -> Job:
         """Queue a job; returns a copy of its record as accepted (the worker changes the live one).
 
         `pictures` (imaging.inputs.picture_inputs / openai_edit_inputs) set the job's mode
-        and strength; a mode whose weights are missing is a 400 `model_unavailable` here."""
+        and strength; a mode whose weights are missing is a 400 `model_unavailable` here.
+        Jobs given the same `lane` wait as one request (a storyboard's shots)."""
         engines = self._require_ready()
         # Every generating route comes through here: a job cancel could not stop for
         # minutes is refused before it is queued. Without a size (a spoken aspect, a
@@ -214,7 +219,8 @@ class JobQueue:
                 engines.image.require_mode(pictures.mode)
             except ModelUnavailable as exc:
                 raise ApiError(400, str(exc), "model_unavailable", param=pictures.mode) from None
-        if self._queue.full():  # only the event loop submits, so checking first is not racy
+        work = _JobWork(job, options, samples, language, pictures, lane=lane)
+        if self._queue.refuses(work):  # only the event loop submits, so checking first is not racy
             self._put(None)  # raises the 429
         job.model = engines.image.model_id
         job.mode = pictures.mode if pictures is not None else TEXT
@@ -225,7 +231,6 @@ class JobQueue:
             self.store.add(job)
         except StorageError as exc:
             log.error("%s", exc)  # the job still runs; health reports the disk problem
-        work = _JobWork(job, options, samples, language, pictures)
         self._active[job.id] = work
         self._put(work)
         return accepted

@@ -12,7 +12,7 @@ from ..jobs.events import EventHub
 from ..jobs.store import JobStore
 from ..jobs.worker import Engines, JobQueue
 from ..settings import Settings
-from . import routes_audio, routes_images, routes_jobs, routes_meta
+from . import routes_audio, routes_images, routes_jobs, routes_meta, routes_storyboards
 from .middleware import error_shape, make_access_middleware, make_cors_headers
 from .state import HUB, JOBS, SETTINGS, STORE
 
@@ -59,4 +59,5 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
     app.cleanup_ctx.append(lifecycle)
     for module in (routes_meta, routes_audio, routes_images, routes_jobs):
         app.add_routes(module.routes)
+    routes_storyboards.install(app, settings, store, hub, queue)
     return app

@@ -141,7 +141,7 @@ def api_error(model: type[BaseModel], exc: ValidationError) -> ApiError:
     return ApiError(400, field_rule(model, param), "invalid_value", param=param)
 
 
-_OUR_CODES = frozenset({"missing_field", "invalid_value"})
+_OUR_CODES = frozenset({"missing_field", "invalid_value", "no_shots", "too_many_shots"})
 
 
 def field_rule(model: type[BaseModel], param: str | None) -> str:

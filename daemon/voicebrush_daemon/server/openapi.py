@@ -27,7 +27,7 @@ ERROR_DESCRIPTIONS = {
     400: "Invalid input (the error's param names the field)",
     401: "Missing or wrong token",
     403: "Request from a web page on a foreign Origin or another site, or (without a token) naming a Host that is not the daemon's",
-    404: "No such job or image",
+    404: "No such job, image, storyboard or shot",
     409: "Cancelled before it finished",
     412: "The image is not the version If-Match / If-Unmodified-Since names",
     413: "Body, upload or form larger than its limit",
@@ -167,6 +167,8 @@ def _operation(declared: Endpoint, path: str, refs, *, auth: bool) -> dict[str, 
 PATH_PARAMETERS = {
     "job_id": {"schema": {"type": "string", "pattern": JOB_ID_PATTERN}, "description": "A job's id, as POST /v1/jobs returned it."},
     "name": {"schema": {"type": "string", "pattern": IMAGE_NAME_PATTERN}, "description": "As in a job's image URLs: JOBID-INDEX."},
+    "board_id": {"schema": {"type": "string", "pattern": JOB_ID_PATTERN}, "description": "A storyboard's id, as POST /v1/storyboards returned it."},
+    "index": {"schema": {"type": "integer", "minimum": 1, "maximum": 64}, "description": "A shot's index, from 1."},
 }
 
 
