@@ -19,7 +19,7 @@ def run(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess
     return subprocess.run(daemon_command(*args), capture_output=True, text=True, env=env or daemon_env(), timeout=timeout, cwd=ROOT)
 
 
-@pytest.mark.parametrize("command", ["serve", "generate", "transcribe", "dictate", "models", "bench"])
+@pytest.mark.parametrize("command", ["serve", "generate", "transcribe", "dictate", "history", "models", "bench"])
 def test_every_command_has_help(command):
     result = run(command, "--help", timeout=60)
     assert result.returncode == 0
@@ -30,7 +30,7 @@ def test_every_command_has_help(command):
 def test_top_level_help_lists_commands_and_examples():
     result = run("--help", timeout=60)
     assert result.returncode == 0
-    for word in ("serve", "generate", "transcribe", "dictate", "models", "bench", "examples:"):
+    for word in ("serve", "generate", "transcribe", "dictate", "history", "models", "bench", "examples:"):
         assert word in result.stdout
 
 
@@ -65,21 +65,21 @@ def test_generate_writes_a_png_through_the_daemon(tiny_daemon, tmp_path):
     assert "wrote" in result.stdout
 
 
-def test_generate_starts_a_daemon_in_process_when_none_runs(tmp_path):
-    env = daemon_env(VOICEBRUSH_SERVER=f"http://127.0.0.1:{free_port()}", HF_HUB_OFFLINE="1")
+def test_generate_in_process_loads_no_speech_model_and_says_no_listening(tmp_path):
+    """--in-process: the models run here for the one command. Only the image model is
+    loaded (a Whisper model that does not exist is never asked for), and no "listening"
+    line is printed for a port that is gone when the command ends."""
     output = tmp_path / "local.png"
-    result = run("generate", "a castle", "-o", str(output), "--preset", "tiny", "--device", "cpu", "--data-dir", str(tmp_path / "d"), "--steps", "1", "--size", "64x64", "--n", "2", env=env)
+    result = run("generate", "a castle", "-o", str(output), "--in-process", "--preset", "tiny", "--asr-model", "no-such-whisper", "--device", "cpu", "--data-dir", str(tmp_path / "d"), "--steps", "1", "--size", "64x64", "--n", "2", "--seed", "41")
     assert result.returncode == 0, result.stderr
-    assert "starting one in this process" in result.stderr
-    assert Image.open(tmp_path / "local-1.png").size == (64, 64)
-    assert Image.open(tmp_path / "local-2.png").size == (64, 64)
-
-
-def test_generate_reports_a_dead_server_in_one_line(tmp_path):
-    result = run("generate", "x", "-o", str(tmp_path / "x.png"), "--server", f"http://127.0.0.1:{free_port()}", timeout=60)
-    assert result.returncode == 1
-    assert result.stderr.strip().startswith("voicebrush: Cannot reach")
-    assert "Traceback" not in result.stderr
+    assert "running this command in this process" in result.stderr
+    assert "listening" not in result.stdout + result.stderr
+    # Each file's own seed: image i of seed S is seed S + i, as its PNG says.
+    assert "local-1.png  (seed 41, 64x64)" in result.stdout and "local-2.png  (seed 42, 64x64)" in result.stdout
+    for name, seed in (("local-1.png", 41), ("local-2.png", 42)):
+        with Image.open(tmp_path / name) as image:
+            assert image.size == (64, 64)
+            assert json.loads(image.text["voicebrush"])["seed"] == seed
 
 
 def test_transcribe_prints_what_was_said(tiny_daemon):
