@@ -124,3 +124,58 @@ def test_sigterm_stops_the_daemon_cleanly(start_daemon):
     started = time.monotonic()
     assert daemon.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 15
+
+
+def test_dictate_without_a_microphone_says_so_and_how_to_choose(tmp_path):
+    home = tmp_path / "home"  # no ~/.asoundrc: PortAudio sees no device at all here
+    home.mkdir()
+    result = run("dictate", "--seconds", "1", "-o", str(tmp_path / "x.png"), "--server", f"http://127.0.0.1:{free_port()}", env=daemon_env(HOME=str(home)), timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith("voicebrush: no microphone found: sounddevice (PortAudio) sees no input device at all.")
+    assert "--input-device NAME_OR_NUMBER" in result.stderr and "voicebrush dictate --file take.wav" in result.stderr
+    assert "Error querying device" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_dictate_with_an_unknown_input_device_lists_the_ones_there_are(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".asoundrc").write_text('pcm.filemic { type file; slave.pcm "null"; file "/dev/null"; infile "/dev/null"; format "raw"; hint { show on } }\n')
+    result = run("dictate", "--seconds", "1", "--input-device", "no-such-mic", "-o", str(tmp_path / "x.png"), env=daemon_env(HOME=str(home)), timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "voicebrush: no input device matches 'no-such-mic'. sounddevice sees these input devices:"
+    assert any("filemic (ALSA" in line for line in lines[1:-1])
+    assert "--input-device" in lines[-1]
+
+
+def test_dictate_turns_a_recorded_take_into_a_picture(tiny_daemon, tmp_path):
+    output = tmp_path / "take.png"
+    result = run("dictate", "--file", str(SPEECH / "demo_prompt.wav"), "--server", tiny_daemon.url, "--steps", "2", "--seed", "5", "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert "heard:" in result.stderr and "harbo" in result.stderr.lower()
+    with Image.open(output) as image:
+        meta = json.loads(image.text["voicebrush"])
+        assert "harbo" in meta["transcript"].lower() and meta["seed"] == 5
+        assert image.size == (344, 192)  # "wide shot" in the take: 16:9
+    assert f"wrote {output}  (seed 5, 344x192)" in result.stdout
+
+
+def test_generate_reads_the_framing_words_of_a_typed_prompt(tiny_daemon, tmp_path):
+    """The help's own example gives a wide picture, as saying it would."""
+    output = tmp_path / "harbour.png"
+    result = run("generate", "a misty harbour at dawn, wide shot, without boats", "-o", str(output), "--server", tiny_daemon.url, "--steps", "1")
+    assert result.returncode == 0, result.stderr
+    with Image.open(output) as image:
+        assert image.size == (344, 192)
+        meta = json.loads(image.text["voicebrush"])
+    assert meta["prompt"] == "a misty harbour at dawn, wide shot" and meta["negative_prompt"] == "boats"
+    assert "prompt: 'a misty harbour at dawn, wide shot'  (without: 'boats')" in result.stderr
+    assert "344x192" in result.stdout
+    assert "wide shot" in run("generate", "--help", timeout=60).stdout
+
+
+def test_bench_help_names_the_preset_it_runs():
+    text = " ".join(run("bench", "--help", timeout=60).stdout.split())
+    assert "tiny (offline stand-in, default)" in text
+    assert "sd2 (768x768, default)" not in text
+    assert "sd2 (768x768, default)" in " ".join(run("serve", "--help", timeout=60).stdout.split())

@@ -14,12 +14,8 @@ TOKEN_ENV = "VOICEBRUSH_TOKEN"
 
 
 def add_model_options(parser: argparse.ArgumentParser, *, default_preset: str = "sd2") -> None:
-    presets = {
-        "sd2": "sd2 (768x768)",
-        "sd2-base": "sd2-base (512x512)",
-        "tiny": "tiny (offline stand-in)",
-    }
-    choices = ", ".join(f"{label}, default" if name == default_preset else label for name, label in presets.items())
+    presets = {"sd2": "768x768", "sd2-base": "512x512", "tiny": "offline stand-in"}
+    choices = ", ".join(f"{name} ({what}, default)" if name == default_preset else f"{name} ({what})" for name, what in presets.items())
     parser.add_argument("--preset", default=default_preset, help=f"image model: {choices}, or a path to a diffusers folder or .safetensors file")
     parser.add_argument("--model-config", type=Path, default=None, metavar="FOLDER", help="with a single .safetensors checkpoint that is not plain SD 2.x (768-v) or SD 1.x: a diffusers model folder whose configs describe it (e.g. SD 2 base's, which predicts epsilon)")
     parser.add_argument("--asr-engine", default="faster-whisper", choices=["faster-whisper", "openai-whisper"], help="speech recogniser (default: faster-whisper)")

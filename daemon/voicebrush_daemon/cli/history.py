@@ -35,10 +35,12 @@ def add_parser(commands) -> None:
         "  voicebrush history prune --keep-days 30 --dry-run\n  voicebrush history prune --max-jobs 1000",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(run=run, action="list", limit=DEFAULT_LIMIT, server=None, in_process=False, token=None, data_dir=None)
+    parser.set_defaults(run=run)
+    add_where_options(parser)
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"how many jobs `list` shows (default {DEFAULT_LIMIT}, at most {MAX_LIMIT})")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     listing = actions.add_parser("list", help="the latest jobs, newest first")
-    listing.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"how many (default {DEFAULT_LIMIT}, at most {MAX_LIMIT})")
+    listing.add_argument("--limit", type=int, default=argparse.SUPPRESS, help=f"how many (default {DEFAULT_LIMIT}, at most {MAX_LIMIT})")
     show = actions.add_parser("show", help="one job's whole record")
     show.add_argument("job", metavar="JOB_ID", help="the job's id, or the start of it")
     prune = actions.add_parser("prune", help="delete old finished jobs and their images (never a queued or running one)")
@@ -46,11 +48,22 @@ def add_parser(commands) -> None:
     prune.add_argument("--max-jobs", type=int, default=None, metavar="N", help="keep only the N newest finished jobs")
     prune.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
     for sub in (listing, show, prune):
-        add_client_options(sub, in_process="the data dir is read here (no models are loaded)")
-        sub.add_argument("--data-dir", type=Path, default=None, help="the daemon's data dir, when no daemon is asked (default: the daemon's default)")
+        # Before or after the action alike; SUPPRESS keeps what was given before it.
+        add_where_options(sub, default=argparse.SUPPRESS)
+
+
+def add_where_options(parser: argparse.ArgumentParser, default=None) -> None:
+    in_process = "the data dir is read here (no models are loaded)"
+    add_client_options(parser, in_process=in_process)
+    parser.add_argument("--data-dir", type=Path, default=None, help="the daemon's data dir, when no daemon is asked (default: the daemon's default)")
+    if default is not None:
+        for action in parser._actions:
+            if action.dest in ("server", "in_process", "token", "data_dir"):
+                action.default = default
 
 
 def run(args: argparse.Namespace) -> int:
+    args.action = args.action or "list"
     try:
         if args.action == "prune" and args.keep_days is None and args.max_jobs is None:
             raise CommandFailed("say what to keep: --keep-days DAYS, --max-jobs N, or both.", exit_code=2)
