@@ -53,6 +53,10 @@ def test_a_missing_device_stops_the_start_in_one_line_with_code_2(tmp_path):
     assert f"device {device} was asked for" in line and absent in line and "--device cpu" in line
     assert "Traceback" not in result.stderr and "listening" not in result.stdout
     assert LOADING not in result.stderr
+    # The same for a one-shot command that would run the models in this process.
+    one_shot = subprocess.run(daemon_command("generate", "a fox", "-o", str(tmp_path / "fox.png"), "--in-process", "--preset", "tiny", "--device", device, "--data-dir", str(tmp_path / "data")), capture_output=True, text=True, env=daemon_env(), timeout=180, cwd=ROOT)
+    assert one_shot.returncode == 2
+    assert f"device {device} was asked for" in voicebrush_lines(one_shot.stderr)[-1] and "Traceback" not in one_shot.stderr
 
 
 def test_a_data_dir_in_use_by_a_running_daemon_is_refused(tiny_daemon):

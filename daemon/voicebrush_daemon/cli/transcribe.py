@@ -67,6 +67,7 @@ def in_this_process(audio: bytes, args: argparse.Namespace) -> str:
     from ..audio import decode_audio
     from ..errors import ApiError, InvalidAudio
     from ..models import ModelUnavailable
+    from ..server.runner import StartupError, check_device
     from ..speech import asr_model_name, formats, load_transcriber
     from ..speech.base import TranscribeOptions
 
@@ -77,6 +78,10 @@ def in_this_process(audio: bytes, args: argparse.Namespace) -> str:
         samples = decode_audio(audio)
     except InvalidAudio as exc:
         raise CommandFailed(str(exc)) from None
+    try:
+        check_device(settings.device)
+    except StartupError as exc:
+        raise CommandFailed(str(exc), exc.exit_code) from None
     try:
         transcriber = load_transcriber(settings)
     except ModelUnavailable as exc:

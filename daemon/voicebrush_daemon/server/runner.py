@@ -160,8 +160,8 @@ async def run_server(
     sockets = await _bind(settings)
     try:
         with hold_data_dir(settings.data_dir):
+            check_device(settings.device)
             if load_engines is None:
-                check_device(settings.device)
                 log.info("loading the models (--preset %s, Whisper via %s) ...", settings.preset, settings.asr_engine)
             await _serve(settings, sockets, load_engines, on_ready, stop)
     except DataDirInUse as exc:
