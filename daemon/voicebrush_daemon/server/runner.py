@@ -31,7 +31,7 @@ from ..models import ModelUnavailable
 from ..settings import Settings
 from .access_log import PathOnlyAccessLogger
 from .app import create_app
-from .state import JOBS
+from .state import JOBS, STORE
 
 log = logging.getLogger("voicebrush")
 
@@ -194,7 +194,7 @@ async def _serve(settings: Settings, sockets: list[socket.socket], load_engines,
                     raise StartupError(str(error), exit_code=2) from error
                 raise StartupError(f"the models failed to load: {type(error).__name__}: {error}") from error
             port = sockets[0].getsockname()[1]  # the real one when --port 0
-            log.info("models ready on %s", queue.engines.image.device)
+            log.info("models ready on %s; history in %s (%d jobs)", queue.engines.image.device, settings.data_dir, len(app[STORE]))
             if on_ready is not None:
                 on_ready(RunningDaemon(display_url(settings.host, port), port, app))
             await stop.wait()
