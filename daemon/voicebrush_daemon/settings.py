@@ -55,6 +55,11 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     max_upload_bytes: int = 25 * 1024 * 1024
     preview_every: int = 2  # a JPEG preview every N steps
+    # Streamed dictation (jobs/listening.py): takes (listening jobs and Realtime sessions)
+    # at once, the longest take, and how long a take may go without audio.
+    max_listening: int = 4
+    max_take_seconds: float = 120.0
+    audio_timeout_s: float = 30.0
 
     @property
     def is_loopback(self) -> bool:

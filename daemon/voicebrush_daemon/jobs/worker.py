@@ -53,6 +53,7 @@ class _JobWork:
     options: GenerationOptions
     samples: np.ndarray | None = None  # decoded speech for a dictation job
     language: str | None = None
+    heard: Transcript | None = None  # a streamed take, already transcribed as it was spoken
     cancel: threading.Event = field(default_factory=threading.Event)
     enqueued: float = field(default_factory=time.perf_counter)
 
@@ -99,6 +100,10 @@ class JobQueue:
         # route that left (client gone) never leaves a result behind in memory.
         self.fresh_pngs: dict[str, list[bytes]] = {}
         self._png_waiters: set[str] = set()
+        # Held around every call into the speech engine: live takes are transcribed on a
+        # thread of their own (jobs/live_transcription.py), and openai-whisper's decoder
+        # is not safe to run twice at once (its KV cache hangs on the shared model).
+        self.speech_lock = threading.Lock()
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -147,8 +152,12 @@ class JobQueue:
         per_job = statistics.median(self._durations[-20:]) if self._durations else 5.0
         return max(1, min(600, round(per_job * max(1, self.waiting))))
 
-    def submit_job(self, job: Job, options: GenerationOptions, samples: np.ndarray | None = None, language: str | None = None) -> Job:
-        """Queue a job; returns a copy of its record as accepted (the worker changes the live one)."""
+    def submit_job(
+        self, job: Job, options: GenerationOptions, samples: np.ndarray | None = None, language: str | None = None, heard: Transcript | None = None
+    ) -> Job:
+        """Queue a job; returns a copy of its record as accepted (the worker changes the live one).
+
+        `heard`: the transcript of a streamed take, so the worker goes straight to generating."""
         engines = self._require_ready()
         if self._queue.full():  # only the event loop submits, so checking first is not racy
             self._put(None)  # raises the 429
@@ -159,7 +168,7 @@ class JobQueue:
             self.store.add(job)
         except StorageError as exc:
             log.error("%s", exc)  # the job still runs; health reports the disk problem
-        work = _JobWork(job, options, samples, language)
+        work = _JobWork(job, options, samples, language, heard)
         self._active[job.id] = work
         self._put(work)
         return accepted
@@ -250,7 +259,8 @@ class JobQueue:
         if not item.future.set_running_or_notify_cancel():
             return  # the client went away while it waited
         try:
-            transcript = self.engines.speech.transcribe(item.samples, item.options)
+            with self.speech_lock:
+                transcript = self.engines.speech.transcribe(item.samples, item.options)
         except ApiError as exc:  # the engine's own verdict on the input (e.g. unknown language)
             item.future.set_exception(ApiError(exc.status, exc.message, exc.code, param=exc.param))
             return
@@ -313,12 +323,15 @@ class JobQueue:
             return
         try:
             prompt, negative, size = options.prompt, options.negative_prompt, options.size
-            if work.samples is not None:
-                job.status = TRANSCRIBING
-                self._save(job)
-                started = time.perf_counter()
-                heard = engines.speech.transcribe(work.samples, TranscribeOptions(language=work.language))
-                job.timings["transcribe_s"] = round(time.perf_counter() - started, 4)
+            if work.samples is not None or work.heard is not None:
+                heard = work.heard
+                if heard is None:
+                    job.status = TRANSCRIBING
+                    self._save(job)
+                    started = time.perf_counter()
+                    with self.speech_lock:
+                        heard = engines.speech.transcribe(work.samples, TranscribeOptions(language=work.language))
+                    job.timings["transcribe_s"] = round(time.perf_counter() - started, 4)
                 job.transcript = heard.text.strip()
                 said = spoken.interpret(job.transcript)
                 prompt = options.prompt or said.prompt  # a typed prompt overrides the speech
