@@ -27,8 +27,11 @@ ERROR_DESCRIPTIONS = {
     401: "Missing or wrong token",
     403: "Request from a web page on a foreign Origin",
     404: "No such job or image",
-    409: "Cancelled before it finished",
+    408: "No audio arrived for 30 s (audio_timeout)",
+    409: "Cancelled before it finished, or not in the state this needs",
     413: "Body, upload or form larger than its limit",
+    415: "A body of a content type this route does not take",
+    426: "This route speaks WebSocket: send an Upgrade request",
     429: "Queue full; retry after Retry-After seconds",
     500: "The model failed on this request (engine_error)",
     503: "Models loading or failed to load, out of memory, or shutting down",
@@ -125,6 +128,8 @@ def _operation(declared: Endpoint, path: str, refs, *, auth: bool) -> dict[str, 
     content = {}
     if declared.json is not None:
         content["application/json"] = {"schema": refs[(declared.json, "validation")]}
+    for kind, schema in (declared.raw or {}).items():
+        content[kind] = {"schema": schema}
     if declared.form is not None:
         content["multipart/form-data"] = {"schema": refs[(declared.form, "validation")]}
         uploads = upload_fields(declared.form)
