@@ -275,3 +275,18 @@ def test_the_openai_sdk_with_server_vad_gets_each_turn(daemon):
             assert event.type != "error", event
     assert kinds.index("input_audio_buffer.speech_started") < kinds.index("input_audio_buffer.speech_stopped") < kinds.index("input_audio_buffer.committed")
     assert completed.transcript == sdk_one_shot(sdk, turn, 24_000)
+
+
+def test_the_openai_sdk_streams_a_transcription(daemon):
+    import io
+
+    import openai
+
+    sdk = openai.OpenAI(base_url=daemon.url + "/v1", api_key=TOKEN, max_retries=0, timeout=120)
+    pcm = clip_pcm("castle.ogg")
+    audio = io.BytesIO(wav(pcm, 16_000))
+    audio.name = "take.wav"
+    events = list(sdk.audio.transcriptions.create(model="whisper-1", file=audio, stream=True))
+    assert [e.type for e in events][-1] == "transcript.text.done"
+    assert all(e.type == "transcript.text.delta" for e in events[:-1])
+    assert "".join(e.delta for e in events[:-1]) == events[-1].text == sdk_one_shot(sdk, pcm, 16_000)
