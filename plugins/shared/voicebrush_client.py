@@ -151,7 +151,7 @@ class Dictation(object):
     kept here and uploaded whole by finish(), and no partials come.
     """
 
-    def __init__(self, client, rate, job_id, fields, on_partial=None):
+    def __init__(self, client, rate, job_id, fields, on_partial=None, on_event=None):
         self.client = client
         self.rate = int(rate)
         self.job_id = job_id
@@ -161,6 +161,7 @@ class Dictation(object):
         self.events = None
         self._fields = fields
         self._on_partial = on_partial
+        self._on_event = on_event
         self._chunks = queue.Queue()
         self._kept = bytearray()  # the take, when the daemon has no streaming
         self._error = None
@@ -222,6 +223,8 @@ class Dictation(object):
     # -- on the background threads ------------------------------------------
 
     def _seen(self, name, data):
+        if self._on_event is not None:
+            self._on_event(name, data)
         if name == "partial" and isinstance(data, dict):
             self.partial = (data.get("text") or "", data.get("stable") or "")
             if self._on_partial is not None:
@@ -486,14 +489,15 @@ class Client(object):
 
     # -- streamed dictation ---------------------------------------------------
 
-    def start_dictation(self, rate=16000, language=None, prompt=None, on_partial=None, **options):
+    def start_dictation(self, rate=16000, language=None, prompt=None, on_partial=None, on_event=None, **options):
         """Start a spoken prompt that is sent while it is recorded; returns a Dictation.
 
         Feed it 16-bit little-endian mono PCM at `rate` (8000 to 48000 Hz) with push()
         as the recorder delivers it, then finish() when the artist lets go, then wait()
         for the pictures. `on_partial(text, stable)` is called, on a background thread,
-        with the words heard so far and the part of them that will not change. A
-        daemon without streaming gets the whole take uploaded by finish(), as before.
+        with the words heard so far and the part of them that will not change;
+        `on_event(name, data)` sees every event of the job as it arrives (same thread).
+        A daemon without streaming gets the whole take uploaded by finish(), as before.
         """
         fields = _job_fields(prompt, options)
         fields["stream_audio"] = True
@@ -504,7 +508,7 @@ class Client(object):
                                     content_type="application/json")
         except VoicebrushError as exc:
             if exc.status == 400 and exc.param == "prompt":
-                return Dictation(self, rate, None, fields, on_partial)  # a daemon without streaming
+                return Dictation(self, rate, None, fields, on_partial, on_event)  # a daemon without streaming
             raise
         job = _json(data, self.server)
         if job.get("status") != "listening":
@@ -513,8 +517,8 @@ class Client(object):
                 self.cancel(job.get("id", ""))
             except VoicebrushError:
                 pass
-            return Dictation(self, rate, None, fields, on_partial)
-        return Dictation(self, rate, job["id"], fields, on_partial)
+            return Dictation(self, rate, None, fields, on_partial, on_event)
+        return Dictation(self, rate, job["id"], fields, on_partial, on_event)
 
     def dictate(self, pcm_chunks, rate=16000, language=None, prompt=None, on_partial=None, on_event=None,
                 cancelled=None, **options):

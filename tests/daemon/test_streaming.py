@@ -352,3 +352,36 @@ async def test_transcription_stream_true_sends_deltas_then_done(client):
     response = await client.post("/v1/audio/transcriptions", data=form)
     assert response.status == 400
     assert_error(await response.json(), "invalid_value", "stream")
+
+
+async def test_partials_and_the_final_do_not_wait_for_a_running_generation(client):
+    """The speech lane runs beside the model worker: while a long generation holds the
+    worker, a streamed take still shows partials and gets its final transcript, and the
+    generation keeps making progress meanwhile."""
+    long_job = await (await client.post("/v1/jobs", json={"prompt": "a slow picture", "steps": 500, "size": "512x512", "n": 2})).json()
+    generation_events: list = []
+    generation_reader = asyncio.ensure_future(read_sse(await client.get(f"/v1/jobs/{long_job['id']}/events"), generation_events))
+    deadline = time.monotonic() + 60
+    while not any(name == "progress" for name, _ in generation_events) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert generation_events, "the generation did not start"
+
+    job_id = await open_take(client)
+    events, marks = [], {}
+    reader = asyncio.ensure_future(read_sse(await client.get(f"/v1/jobs/{job_id}/events"), events))
+    steps_before = sum(1 for name, _ in generation_events if name == "progress")
+    response = await client.post(f"/v1/jobs/{job_id}/audio", data=paced_until_partial(clip_pcm(), events, marks), headers=pcm_type())
+    answer = await response.json()
+    assert response.status == 200, answer
+    generation = await (await client.get(f"/v1/jobs/{long_job['id']}")).json()
+    assert generation["status"] == "generating"  # still holding the worker: nothing waited for it
+    assert any(name == "partial" for name, _ in events)
+    assert sum(1 for name, _ in generation_events if name == "progress") > steps_before  # and it went on
+    # The streamed job waits its turn to generate; cancelling the long one lets it run.
+    assert (await (await client.get(f"/v1/jobs/{job_id}")).json())["status"] == "queued"
+    await client.delete(f"/v1/jobs/{long_job['id']}")
+    await asyncio.wait_for(generation_reader, 60)
+    assert (await wait_job(client, job_id))["status"] == "done"
+    await asyncio.wait_for(reader, 60)
+    # (The one-shot route queues on the worker, so it is asked only now.)
+    assert answer["text"] == await one_shot(client, clip_pcm() + marks.get("tail", b""))
