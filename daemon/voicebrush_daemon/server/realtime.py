@@ -422,6 +422,8 @@ class TranscriptionSession:
                 error={"type": "transcription_error", "code": code, "message": message[:300], "param": None},
             )
             return
+        seconds = len(item.audio) / SAMPLE_RATE
+        item.live.cancel()  # its samples are not needed any more
         rest = completion_delta(item.sent, transcript.text)
         if rest:
             self.send("conversation.item.input_audio_transcription.delta", item_id=item.id, content_index=0, delta=rest)
@@ -430,7 +432,7 @@ class TranscriptionSession:
             item_id=item.id,
             content_index=0,
             transcript=transcript.text,
-            usage={"type": "duration", "seconds": round(len(item.audio) / SAMPLE_RATE, 3)},
+            usage={"type": "duration", "seconds": round(seconds, 3)},
         )
 
 
