@@ -160,15 +160,9 @@ class JobQueue:
         """Queue a job; returns a copy of its record as accepted (the worker changes the live one).
 
         `pictures` (imaging.inputs.picture_inputs / openai_edit_inputs) set the job's mode
-        and strength; a mode whose weights are missing is a 400 `model_unavailable` here."""
-        engines = self._require_ready()
-        if pictures is not None:
-            try:
-                engines.image.require_mode(pictures.mode)
-            except ModelUnavailable as exc:
-                raise ApiError(400, str(exc), "model_unavailable", param=pictures.mode) from None
-        if self._queue.full():  # only the event loop submits, so checking first is not racy
-            self._put(None)  # raises the 429
+        and strength; a mode whose weights are missing is a 400 `model_unavailable` here.
+        Inputs not stored yet (see `submit`) are stored when the job starts."""
+        engines = self._check_accepts(pictures)
         job.model = engines.image.model_id
         job.mode = pictures.mode if pictures is not None else TEXT
         job.strength = pictures.resolved_strength if pictures is not None else None
@@ -182,6 +176,46 @@ class JobQueue:
         self._active[job.id] = work
         self._put(work)
         return accepted
+
+    async def submit(
+        self,
+        job: Job,
+        options: GenerationOptions,
+        samples: np.ndarray | None = None,
+        language: str | None = None,
+        pictures: PictureInputs | None = None,
+    ) -> Job:
+        """submit_job for the routes: the pictures a job starts from are stored first (off
+        the event loop), so its record names its inputs from the 202 on. A job that would
+        be refused (a mode without weights, a full queue) writes nothing."""
+        if pictures is not None:
+            self._check_accepts(pictures)
+            loop = asyncio.get_running_loop()
+            try:
+                job.inputs = await loop.run_in_executor(None, self._keep_inputs, job, pictures)
+            except StorageError as exc:
+                self.store.remove_inputs(job.id)
+                raise ApiError(507, f"Could not keep the input pictures: {exc}", "storage_error", type="server_error") from None
+        try:
+            return self.submit_job(job, options, samples, language, pictures)
+        except BaseException:
+            if job.inputs:  # refused after all: the queue filled while the inputs were written
+                self.store.remove_inputs(job.id)
+                job.inputs = {}
+            raise
+
+    def _check_accepts(self, pictures: PictureInputs | None) -> Engines:
+        """The engines, or the ApiError that submit_job would answer: not ready, the mode's
+        weights missing (400 model_unavailable), the queue full (429)."""
+        engines = self._require_ready()
+        if pictures is not None:
+            try:
+                engines.image.require_mode(pictures.mode)
+            except ModelUnavailable as exc:
+                raise ApiError(400, str(exc), "model_unavailable", param=pictures.mode) from None
+        if self._queue.full():  # only the event loop submits, so checking first is not racy
+            self._put(None)  # raises the 429
+        return engines
 
     def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> "asyncio.Future[Transcript]":
         self._require_ready()
@@ -217,6 +251,12 @@ class JobQueue:
     @property
     def running(self) -> int:
         return 1 if self._running else 0
+
+    @property
+    def running_job(self) -> Job | None:
+        """The job the worker is on now (its live record), or None."""
+        work = self._active.get(self._running) if self._running else None
+        return work.job if work is not None else None
 
     # ---- the worker thread -----------------------------------------------------
 
@@ -334,8 +374,9 @@ class JobQueue:
             prompt, negative, size = options.prompt, options.negative_prompt, options.size
             pictures = work.pictures
             if pictures is not None:
-                job.inputs = self._keep_inputs(job, pictures)
-                self._save(job)
+                if not job.inputs:  # submitted without `submit`, which stores them first
+                    job.inputs = self._keep_inputs(job, pictures)
+                    self._save(job)
                 if size is None:  # the canvas's shape wins over a spoken aspect
                     size = size_for_input(pictures.frame, engines.image.native_size)
             if work.samples is not None:
@@ -431,7 +472,7 @@ class JobQueue:
         job = work.job
 
         def on_step(step: int, steps: int, make_preview) -> bool:
-            job.step = step
+            job.step, job.progress_steps = step, steps
             data: dict[str, Any] = {"id": job.id, "step": step, "steps": steps}
             # A synchronous generation's caller only sees the final answer: no previews
             # for it (on CUDA each one forces a device sync).
