@@ -12,7 +12,8 @@ from ..errors import ApiError, InvalidAudio
 from ..jobs.model import DICTATION, TERMINAL, Job, new_job_id
 from ..options import GenerationOptions
 from .endpoint import endpoint
-from .schemas import JobEvent, JobForm, JobList, JobListQuery, JobRequest, JobView
+from .pictures import job_pictures
+from .schemas import PICTURE_JSON_BYTES, JobEvent, JobForm, JobList, JobListQuery, JobRequest, JobView
 from .state import HUB, JOBS, STORE, image_url_maker
 
 routes = web.RouteTableDef()
@@ -57,11 +58,13 @@ def find_job(request: web.Request) -> Job:
 
 @routes.post("/v1/jobs")
 @endpoint(
-    "Queue a dictation job (audio and/or prompt); it runs whether or not anyone listens",
+    "Queue a dictation job (audio and/or prompt), optionally over pictures: image (img2img), image + mask (inpaint), "
+    "depth (+ image); it runs whether or not anyone listens",
     json=JobRequest,
     form=JobForm,
+    json_limit=PICTURE_JSON_BYTES,
     responses={202: ("Queued", JobView)},
-    errors=(400, 413, 429, 503),
+    errors=(400, 413, 429, 503, 507),
 )
 async def create_job(request: web.Request, body: JobRequest | JobForm) -> web.Response:
     queue = request.app[JOBS]
@@ -70,8 +73,9 @@ async def create_job(request: web.Request, body: JobRequest | JobForm) -> web.Re
         language = body.language.lower() if body.language else None
         if body.file is not None:
             samples = await decode_upload(body.file)
+    pictures = await job_pictures(body.image, body.mask, body.depth, strength=body.strength)
     job, options = job_from_options(DICTATION, body.to_options())
-    accepted = queue.submit_job(job, options, samples=samples, language=language)
+    accepted = await queue.submit(job, options, samples=samples, language=language, pictures=pictures)
     return web.json_response(accepted.public(image_url_maker(request)), status=202)
 
 

@@ -35,19 +35,19 @@ def too_large(what: str, limit: int) -> ApiError:
     return ApiError(413, f"{what} is larger than the limit of {limit // (1024 * 1024) or limit} {'MB' if limit >= 1024 * 1024 else 'bytes'}.", "payload_too_large")
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+async def read_json(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > limit:
         await drain(request)
-        raise too_large("The JSON body", MAX_JSON_BYTES)
+        raise too_large("The JSON body", limit)
     body = bytearray()
     while True:
         chunk = await request.content.read(CHUNK)
         if not chunk:
             break
         body += chunk
-        if len(body) > MAX_JSON_BYTES:
+        if len(body) > limit:
             await drain(request)
-            raise too_large("The JSON body", MAX_JSON_BYTES)
+            raise too_large("The JSON body", limit)
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
