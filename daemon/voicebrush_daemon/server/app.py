@@ -12,7 +12,7 @@ from ..jobs.events import EventHub
 from ..jobs.store import JobStore
 from ..jobs.worker import Engines, JobQueue
 from ..settings import Settings
-from . import routes_audio, routes_images, routes_jobs, routes_meta
+from . import routes_a1111, routes_audio, routes_images, routes_jobs, routes_meta
 from .middleware import error_shape, make_access_middleware, make_cors_headers
 from .state import HUB, JOBS, SETTINGS, STORE
 
@@ -33,7 +33,9 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
     # oversized upload and answer 413 in the contract's shape.
     app = web.Application(
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
-        middlewares=[error_shape, make_access_middleware(settings)],
+        # a1111_detail outermost: it adds A1111's `detail` to /sdapi/ errors, every one of
+        # which error_shape has already put in the contract's shape.
+        middlewares=[routes_a1111.a1111_detail, error_shape, make_access_middleware(settings)],
     )
     store = JobStore(settings.data_dir)
     hub = EventHub()
@@ -56,6 +58,6 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
         await asyncio.get_running_loop().run_in_executor(None, queue.close)
 
     app.cleanup_ctx.append(lifecycle)
-    for module in (routes_meta, routes_audio, routes_images, routes_jobs):
+    for module in (routes_meta, routes_audio, routes_images, routes_jobs, routes_a1111):
         app.add_routes(module.routes)
     return app
