@@ -376,7 +376,7 @@ async def get_options(request: web.Request) -> web.Response:
 async def set_options(request: web.Request, body: OptionsUpdate) -> web.Response:
     model = request.app[JOBS]._require_ready().image.model_id
     wanted = body.sd_model_checkpoint
-    if wanted is not None and wanted.split(" [")[0].strip() != model:
+    if wanted is not None and wanted.split(" [")[0].strip().lower() != model.lower():
         message = f"model {wanted[:80]!r} not found"
         raise A1111Error(
             400, f"{message}: the daemon serves {model}; start it with another --preset to change models.", "model_not_found",
