@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from . import __version__
-from .settings import Settings, default_data_dir
+from .settings import Settings, default_data_dir, read_token_file
 
 DEFAULT_SERVER = os.environ.get("VOICEBRUSH_SERVER", "http://127.0.0.1:7860")
 
@@ -20,11 +20,12 @@ EPILOG = """\
 examples:
   voicebrush serve                          # Stable Diffusion 2 (768) + Whisper small.en
   voicebrush serve --preset tiny            # offline stand-in models, for trying things out
-  voicebrush serve --host 0.0.0.0 --token S # remote use: a token is required off loopback
+  VOICEBRUSH_TOKEN=S voicebrush serve --host 0.0.0.0  # remote use: a token is required off loopback
   voicebrush generate "a misty harbour at dawn, wide shot" -o harbour.png
   voicebrush transcribe memo.m4a
   voicebrush dictate -o sketch.png          # speak, press Enter, get a picture
   voicebrush models                         # what is downloaded, and how to get the rest
+  voicebrush storyboard script.txt -o board.pdf  # one panel per shot, on A4 pages
 """
 
 
@@ -42,7 +43,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", default=None, help=f"daemon URL (default: {DEFAULT_SERVER}; when none answers there, one is started in this process)")
-    parser.add_argument("--token", default=os.environ.get("VOICEBRUSH_TOKEN", ""), help="the daemon's token (default: $VOICEBRUSH_TOKEN)")
+    parser.add_argument("--token", default=os.environ.get("VOICEBRUSH_TOKEN", ""), help="the daemon's token (default: $VOICEBRUSH_TOKEN, which, unlike --token, stays out of `ps`)")
 
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the daemon the plugins talk to", description="Run the daemon: loads the models once and serves the Krita and Blender plugins and OpenAI-compatible clients over HTTP.")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only; anything else needs --token)")
     serve.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
-    serve.add_argument("--token", default=os.environ.get("VOICEBRUSH_TOKEN") or None, help="require 'Authorization: Bearer TOKEN' on every route but /v1/health (default: $VOICEBRUSH_TOKEN)")
+    serve.add_argument("--token", default=os.environ.get("VOICEBRUSH_TOKEN") or None, help="require 'Authorization: Bearer TOKEN' on every route but /v1/health (default: $VOICEBRUSH_TOKEN). Every local user can read a --token in `ps`: prefer VOICEBRUSH_TOKEN or --token-file")
+    serve.add_argument("--token-file", type=Path, default=None, metavar="FILE", help="read the token from the first line of FILE (keeps it out of the process list)")
+    serve.add_argument("--public-url", default=None, metavar="URL", help="the address clients use when it is not --host:--port (a proxy, a tunnel, a DNS name on a daemon without a token): image URLs are built from it and its host is accepted")
     serve.add_argument("--queue-size", type=int, default=16, help="jobs that may wait; beyond, clients get 429 (default 16)")
     serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN", help="a web origin (scheme://host:port) allowed to call the API, with CORS; repeatable")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -105,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, default=5, help="interleaved rounds per measurement (default 5)")
     _add_model_options(bench)
     bench.set_defaults(preset="tiny")
+    from . import storyboard_command  # the whole command is in that module
+
+    storyboard_command.add_parser(commands)
     return parser
 
 
@@ -141,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench import bench
 
             return bench(args)
+        if args.command == "storyboard":
+            from .storyboard_command import run
+
+            return run(args)
     except KeyboardInterrupt:
         print("voicebrush: interrupted", file=sys.stderr)
         return 130
@@ -151,11 +161,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    try:
+        token = read_token_file(args.token_file) if args.token_file else args.token
+    except ValueError as exc:
+        print(f"voicebrush: {exc}", file=sys.stderr)
+        return 2
     settings = settings_from_args(
         args,
         host=args.host,
         port=args.port,
-        token=args.token or None,
+        token=token or None,
+        public_url=args.public_url,
         queue_size=max(1, args.queue_size),
         allowed_origins=tuple(args.allow_origin),
     )
@@ -173,10 +189,12 @@ async def run_server(settings: Settings, started: threading.Event | None = None,
     from .models import ModelUnavailable
     from .server.access_log import PathOnlyAccessLogger
     from .server.app import create_app
+    from .server.runner import DaemonRunner
+    from .server.shutdown import leave_if_worker_stuck
     from .server.state import JOBS
 
     app = create_app(settings)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5.0, access_log_class=PathOnlyAccessLogger)
+    runner = DaemonRunner(app, handler_cancellation=True, shutdown_timeout=5.0, access_log_class=PathOnlyAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     try:
@@ -217,4 +235,5 @@ async def run_server(settings: Settings, started: threading.Event | None = None,
     # Graceful: the running job is cancelled (within one step), queued ones are
     # marked, event streams end, and the data dir is left consistent.
     await runner.cleanup()
+    leave_if_worker_stuck(queue, rc)  # a step that outlasted the shutdown: exit without it
     return rc

@@ -55,7 +55,10 @@ def _tidy(text: str) -> str:
     return text.strip(" ,;.!?")
 
 
-def interpret(transcript: str) -> SpokenPrompt:
+def interpret(transcript: str, keep_format_words: bool = False) -> SpokenPrompt:
+    """keep_format_words: a bare "landscape" / "portrait" clause stays in the prompt (a
+    storyboard's frame size is the board's, so such words can only describe the picture);
+    the aspect is still reported."""
     text = FILLERS.sub("", transcript)
     text = _tidy(text)
     text = LEADING_NOISE.sub("", text, count=1)
@@ -78,7 +81,8 @@ def interpret(transcript: str) -> SpokenPrompt:
         if format_only:
             word = format_only.group("word").lower()
             aspect = aspect or next(a for w, a, _ in ASPECTS if w == word)
-            continue
+            if not keep_format_words:
+                continue
         kept_clauses.append(clause)
     text = ", ".join(c for c in kept_clauses if c)
     if aspect is None:

@@ -1,4 +1,4 @@
-"""Talk to a voicebrush daemon: jobs, events, images, transcription.
+"""Talk to a voicebrush daemon: jobs, storyboards, events, images, transcription.
 
 Standard library only and Python 3.7+, because it ships inside host applications
 (Krita, Blender) that bring their own Python. Both plugins carry a copy of this
@@ -30,6 +30,9 @@ GENERATION_OPTIONS = ("negative_prompt", "seed", "steps", "size", "n", "guidance
 # image (img2img), image + mask (inpaint: white = repaint), depth (white = near).
 PICTURE_ROLES = ("image", "mask", "depth")
 
+# Options that /v1/storyboards understands besides the script (language: a dictated one).
+STORYBOARD_OPTIONS = ("style", "negative_prompt", "size", "steps", "seed", "seed_mode", "guidance_scale", "scheduler", "language")
+
 TERMINAL_EVENTS = ("done", "failed", "cancelled")
 
 # What an artist should read for each error the daemon (or the network) can give.
@@ -38,6 +41,8 @@ _SENTENCES = {
     "timeout": "The voicebrush daemon at {server} did not answer in time.",
     "invalid_token": "The voicebrush daemon refused the token. Set the token the daemon was started with (its --token or VOICEBRUSH_TOKEN) in the voicebrush settings.",
     "no_speech": "No speech was heard in the recording. Speak closer to the microphone, or type the prompt.",
+    "no_shots": "The script has no shot to draw. Write one shot per line, or say \"shot one\", \"next shot\"...",
+    "too_many_shots": "A storyboard holds at most 64 shots; split the script into several boards.",
     "out_of_memory": "The daemon ran out of memory. Try a smaller selection, fewer variants or fewer steps.",
     "invalid_audio": "The recording could not be read as audio.",
     "cancelled": "Generation was cancelled.",
@@ -180,6 +185,9 @@ class Client(object):
 
     def _stream_events(self, job_id, read_timeout, on_connected):
         path = "/v1/jobs/" + quote(str(job_id), safe="") + "/events"
+        return self._stream(path, read_timeout, on_connected, lambda name, data: name in TERMINAL_EVENTS)
+
+    def _stream(self, path, read_timeout, on_connected, is_last):
         conn, response = self._open("GET", path, headers={"Accept": "text/event-stream"})
         on_connected(conn)
         try:
@@ -188,7 +196,7 @@ class Client(object):
             conn.stream_socket.settimeout(read_timeout)
             for name, data in parse_sse(response):
                 yield name, data
-                if name in TERMINAL_EVENTS:
+                if is_last(name, data):
                     return
         except socket.timeout:
             raise VoicebrushError("no event for %.0f s" % read_timeout, code="timeout", server=self.server)
@@ -246,7 +254,10 @@ class Client(object):
         """
         job = self.submit_job(prompt=prompt, audio=audio, audio_filename=audio_filename,
                               image=image, mask=mask, depth=depth, **options)
-        job_id = job["id"]
+        return self.follow_job(job["id"], on_event=on_event, cancelled=cancelled, poll_interval=poll_interval)
+
+    def follow_job(self, job_id, on_event=None, cancelled=None, poll_interval=0.5):
+        """Follow a queued job (e.g. a redone storyboard shot's) to the end, as run_job does."""
         emit = on_event or (lambda name, data: None)
         is_cancelled = cancelled or (lambda: False)
 
@@ -321,6 +332,164 @@ class Client(object):
             inbox.put(VoicebrushError("the event stream ended early", code="bad_response"))
         except Exception as exc:  # handed to run_job, which falls back to polling
             inbox.put(exc)
+
+    # -- storyboards ----------------------------------------------------------
+    #
+    # A board is a list of shots, each drawn by an ordinary job. Its record:
+    # {"id", "status" (running, then done / cancelled / failed), "size", "seed", ...,
+    #  "shots": [{"index" (from 1), "text" (the caption), "prompt", "job", "status",
+    #             "image" (URL once drawn), "error", "history" (earlier jobs)}],
+    #  "sheet": {"png": URL, "pdf": URL}}
+
+    def create_storyboard(self, script=None, shots=None, audio=None, audio_filename="script.wav", **options):
+        """Queue a storyboard from a script (text: one shot per line, or split at "shot two",
+        "next shot", "cut to"...), an explicit list of shot texts, or a dictated script
+        (audio bytes). Options: style, negative_prompt, size ("WxH" or (w, h); default 16:9),
+        steps, seed, seed_mode ("same" or "sequence"), guidance_scale, scheduler, and
+        language for audio. Returns the board record (every shot already has its job)."""
+        unknown = set(options) - set(STORYBOARD_OPTIONS)
+        if unknown:
+            raise TypeError("unknown storyboard option(s): %s" % ", ".join(sorted(unknown)))
+        fields = {}
+        for key in STORYBOARD_OPTIONS:
+            value = options.get(key)
+            if value is None or value == "":
+                continue
+            fields[key] = format_size(value) if key == "size" else value
+        given = [name for name, value in (("script", script), ("shots", shots), ("audio", audio)) if value is not None]
+        if len(given) != 1:
+            raise VoicebrushError("Give a script, a list of shots or a dictated script (one of them).", code="no_shots")
+        if audio is not None:
+            body, content_type = encode_multipart(fields, {"file": (audio_filename, audio, _audio_type(audio_filename))})
+        else:
+            fields.pop("language", None)
+            if script is not None:
+                if not str(script).strip():
+                    raise VoicebrushError("The script is empty.", code="no_shots")
+                fields["script"] = str(script)
+            else:
+                fields["shots"] = [str(shot) for shot in shots]
+            body, content_type = json.dumps(fields).encode("utf-8"), "application/json"
+        _, _, data = self._call("POST", "/v1/storyboards", body=body, content_type=content_type)
+        return _json(data, self.server)
+
+    def get_storyboard(self, board_id):
+        _, _, body = self._call("GET", _board_path(board_id))
+        return _json(body, self.server)
+
+    def list_storyboards(self, limit=20):
+        """Storyboards, newest first."""
+        _, _, body = self._call("GET", "/v1/storyboards?limit=%d" % int(limit))
+        return _json(body, self.server).get("data", [])
+
+    def cancel_storyboard(self, board_id):
+        """Stop every unfinished shot (finished panels stay); returns the board."""
+        _, _, body = self._call("DELETE", _board_path(board_id))
+        return _json(body, self.server)
+
+    def redo_shot(self, board_id, index, text=None, seed=None):
+        """Draw shot `index` (from 1) again as a new job, optionally with a new text or seed
+        (without a seed: a new text keeps the shot's seed, a plain redo takes a new one).
+        Returns the board; its shot names the new job (follow it with follow_job)."""
+        fields = {}
+        if text is not None:
+            fields["text"] = str(text)
+        if seed is not None:
+            fields["seed"] = int(seed)
+        _, _, body = self._call("POST", _board_path(board_id) + "/shots/%d" % int(index),
+                                body=json.dumps(fields).encode("utf-8"), content_type="application/json")
+        return _json(body, self.server)
+
+    def storyboard_events(self, board_id, read_timeout=120.0):
+        """The board's server-sent events as (event name, data): each shot's job events
+        (progress, done, failed, cancelled) with data["index"] naming the shot, "redo" when
+        a shot gets a new job, and last "done" whose data is the board (no "index")."""
+        return self._stream(_board_path(board_id) + "/events", read_timeout, lambda conn: None, _is_board_end)
+
+    def fetch_sheet(self, board_id, kind="png"):
+        """The contact sheet's bytes: kind "png" (one page) or "pdf" (A4 landscape pages)."""
+        if kind not in ("png", "pdf"):
+            raise ValueError("kind must be 'png' or 'pdf', got %r" % (kind,))
+        _, _, body = self._call("GET", _board_path(board_id) + "/sheet." + kind)
+        return body
+
+    def follow_storyboard(self, board_id, on_event=None, cancelled=None, poll_interval=0.5):
+        """Follow a board to its end and return its final record.
+
+        `on_event(name, data)` sees each shot's events (data["index"] is the shot) as they
+        happen, so panels can be filled in while the rest are drawn; `cancelled()` returning
+        True cancels the board. If the event stream breaks, the board is polled instead
+        (the events are then made from its record: progress, and each shot's ending)."""
+        emit = on_event or (lambda name, data: None)
+        is_cancelled = cancelled or (lambda: False)
+        inbox = queue.Queue()
+        stop_reading = threading.Event()
+        connections = []
+
+        def pump():
+            try:
+                path = _board_path(board_id) + "/events"
+                for item in self._stream(path, 120.0, connections.append, _is_board_end):
+                    if stop_reading.is_set():
+                        return
+                    inbox.put(item)
+                inbox.put(VoicebrushError("the event stream ended early", code="bad_response"))
+            except Exception as exc:  # handed over: the board is polled instead
+                inbox.put(exc)
+
+        reader = threading.Thread(target=pump, name="voicebrush-board-events", daemon=True)
+        reader.start()
+        cancel_sent = False
+        seen, ended = {}, set()  # what the stream already told, so polling does not repeat it
+        try:
+            while True:
+                if not cancel_sent and is_cancelled():
+                    cancel_sent = True
+                    self.cancel_storyboard(board_id)
+                try:
+                    item = inbox.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if isinstance(item, Exception):
+                    break
+                name, data = item
+                emit(name, data)
+                if _is_board_end(name, data):
+                    return data
+                if name in TERMINAL_EVENTS and isinstance(data, dict):
+                    ended.add((data.get("index"), data.get("id")))
+        finally:
+            stop_reading.set()
+            for conn in connections:
+                _shut(conn)
+        while True:  # polling, once the stream is gone
+            board = self.get_storyboard(board_id)
+            for shot in board.get("shots", []):
+                key = shot.get("index")
+                state = (shot.get("job"), shot.get("status"), (shot.get("progress") or {}).get("step"))
+                if seen.get(key) != state:
+                    seen[key] = state
+                    data = {"index": key, "id": shot.get("job"), "status": shot.get("status"),
+                            "images": [shot["image"]] if shot.get("image") else [], "error": shot.get("error")}
+                    if shot.get("status") in TERMINAL_EVENTS:
+                        if (key, shot.get("job")) not in ended:
+                            emit(shot["status"], data)
+                    elif state[2]:
+                        emit("progress", dict(data, step=state[2], steps=(shot.get("progress") or {}).get("steps")))
+            if board.get("status") != "running":
+                emit("done", board)
+                return board
+            if not cancel_sent and is_cancelled():
+                cancel_sent = True
+                self.cancel_storyboard(board_id)
+            time.sleep(poll_interval)
+
+    def run_storyboard(self, script=None, shots=None, audio=None, on_event=None, cancelled=None,
+                       audio_filename="script.wav", **options):
+        """Create a board and follow it to the end (see follow_storyboard); returns the final record.
+        Shots that failed or were cancelled are in it with their status; nothing is raised for them."""
+        board = self.create_storyboard(script=script, shots=shots, audio=audio, audio_filename=audio_filename, **options)
+        return self.follow_storyboard(board["id"], on_event=on_event, cancelled=cancelled)
 
     # -- HTTP plumbing ------------------------------------------------------
 
@@ -516,6 +685,15 @@ def _picture_files(**pictures):
             raise VoicebrushError("The %s to start from is empty." % role, code="empty_picture")
         files[role] = (role + ".png", bytes(data), "image/png")
     return files
+
+
+def _board_path(board_id):
+    return "/v1/storyboards/" + quote(str(board_id), safe="")
+
+
+def _is_board_end(name, data):
+    """The board's own last event: "done" with the board, not a shot's "done"."""
+    return name == "done" and not (isinstance(data, dict) and "index" in data)
 
 
 def _shut(conn):

@@ -19,7 +19,7 @@ def run(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess
     return subprocess.run(daemon_command(*args), capture_output=True, text=True, env=env or daemon_env(), timeout=timeout, cwd=ROOT)
 
 
-@pytest.mark.parametrize("command", ["serve", "generate", "transcribe", "dictate", "models", "bench"])
+@pytest.mark.parametrize("command", ["serve", "generate", "transcribe", "dictate", "models", "bench", "storyboard"])
 def test_every_command_has_help(command):
     result = run(command, "--help", timeout=60)
     assert result.returncode == 0
@@ -108,6 +108,42 @@ def test_dictate_records_from_a_microphone(tiny_daemon, tmp_path):
     assert "harbo" in result.stderr.lower()  # "heard: ..." is printed while it works
     assert output.exists() and json.loads(Image.open(output).text["voicebrush"])["transcript"]
     assert (tmp_path / "heard.wav").stat().st_size > 16000
+
+
+def test_storyboard_writes_a_pdf_and_a_png_sheet(tiny_daemon, tmp_path):
+    import pypdf
+
+    from voicebrush_daemon.storyboards.sheet import choose_grid
+
+    script = tmp_path / "script.txt"
+    script.write_text("\n".join(f"{i}. a harbour at dawn, take {i}" for i in range(1, 17)) + "\n", encoding="utf-8")
+    output = tmp_path / "board.pdf"
+    result = run("storyboard", str(script), "-o", str(output), "--server", tiny_daemon.url, "--size", "64x64", "--steps", "1", "--style", "ink")
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and "16 of 16 panels" in result.stdout
+    assert "shot 16/16 done" in result.stderr
+    per_page = choose_grid((64, 64)).per_page
+    assert per_page < 16 and len(pypdf.PdfReader(output).pages) == 2
+    png = tmp_path / "spoken.png"
+    result = run("storyboard", "--audio", str(SPEECH / "storyboard.wav"), "-o", str(png), "--server", tiny_daemon.url, "--size", "64x64", "--steps", "1")
+    assert result.returncode == 0, result.stderr
+    assert "lighthouse" in result.stderr.lower()  # heard: ...
+    assert Image.open(png).format == "PNG"
+
+
+def test_storyboard_refuses_what_is_not_a_script(tiny_daemon, tmp_path):
+    binary = tmp_path / "take.txt"
+    binary.write_bytes(bytes(range(256)) * 4)
+    for args, words in (([str(binary), "-o", str(tmp_path / "b.pdf")], "not a UTF-8 text file"),
+                        ([str(tmp_path / "missing.txt"), "-o", str(tmp_path / "b.pdf")], "cannot read"),
+                        ([str(binary), "-o", str(tmp_path / "b.jpg")], "-o must end in .png or .pdf")):
+        result = run("storyboard", *args, "--server", tiny_daemon.url, timeout=60)
+        assert result.returncode == 1
+        assert words in result.stderr and "Traceback" not in result.stderr
+    empty = tmp_path / "empty.txt"
+    empty.write_text("shot one.\nnext shot.\n")
+    result = run("storyboard", str(empty), "-o", str(tmp_path / "b.png"), "--server", tiny_daemon.url, timeout=60)
+    assert result.returncode == 1 and "no shot to draw" in result.stderr
 
 
 def test_models_lists_presets_and_how_to_fetch(tmp_path):

@@ -141,6 +141,113 @@ def test_jobs_that_start_from_pictures(tiny_daemon):
         client.generate("a fox", strength=0.5)  # text to image only
 
 
+# -- storyboards against the daemon -------------------------------------------------
+
+BOARD = {"size": "64x64", "steps": 2}
+
+
+def test_run_storyboard_follows_every_shot_and_fetches_the_sheets(tiny_daemon):
+    import pypdf
+
+    client = vc.Client(tiny_daemon.url)
+    events = []
+    board = client.run_storyboard(
+        "Shot one, a lighthouse at dusk. Next shot, the keeper without people. Cut to a ship in the storm.",
+        style="ink wash", on_event=lambda name, data: events.append((name, data)), **BOARD)
+    assert board["status"] == "done" and [shot["index"] for shot in board["shots"]] == [1, 2, 3]
+    assert [shot["text"] for shot in board["shots"]] == ["a lighthouse at dusk", "the keeper without people", "a ship in the storm"]
+    assert board["shots"][1]["prompt"] == "the keeper, ink wash" and board["shots"][1]["negative_prompt"] == "people"
+    assert events[-1][0] == "done" and events[-1][1]["id"] == board["id"]
+    for shot in board["shots"]:
+        mine = [name for name, data in events[:-1] if data["index"] == shot["index"]]
+        assert "progress" in mine and mine[-1] == "done"
+        assert vc.png_size(client.fetch(shot["image"])) == (64, 64)
+    assert vc.png_size(client.fetch_sheet(board["id"], "png"))[0] >= 900
+    pdf = pypdf.PdfReader(io.BytesIO(client.fetch_sheet(board["id"], "pdf")))
+    assert len(pdf.pages) == 1
+    assert client.list_storyboards(limit=1)[0]["id"] == board["id"]
+
+
+def test_create_get_events_and_sequence_seeds(tiny_daemon):
+    client = vc.Client(tiny_daemon.url)
+    board = client.create_storyboard(shots=["a door", "a hall"], seed=40, seed_mode="sequence", size=(64, 64), steps=1)
+    assert [shot["seed"] for shot in board["shots"]] == [40, 41] and board["status"] == "running"
+    events = list(client.storyboard_events(board["id"]))  # ends by itself after the board's done
+    assert events[-1][0] == "done" and "index" not in events[-1][1]
+    assert {data["index"] for name, data in events if name == "done" and "index" in data} == {1, 2}
+    again = client.get_storyboard(board["id"])
+    assert again["status"] == "done" and all(shot["image"] for shot in again["shots"])
+    assert client.get_job(again["shots"][0]["job"])["storyboard"] == board["id"]
+
+
+def test_a_dictated_script_from_a_wav(tiny_daemon):
+    client = vc.Client(tiny_daemon.url)
+    board = client.run_storyboard(audio=(SPEECH / "storyboard.wav").read_bytes(), audio_filename="take.wav", language="en", **BOARD)
+    assert "lighthouse" in board["transcript"].lower()
+    assert len(board["shots"]) == 3 and board["status"] == "done"
+
+
+def test_redo_a_shot_and_follow_its_job(tiny_daemon):
+    client = vc.Client(tiny_daemon.url)
+    board = client.run_storyboard(shots=["a cat", "a dog"], seed=3, **BOARD)
+    old = board["shots"][0]["job"]
+    redone = client.redo_shot(board["id"], 1, text="a lynx")
+    shot = redone["shots"][0]
+    assert shot["job"] != old and shot["history"] == [old] and shot["text"] == "a lynx" and shot["seed"] == 3
+    result = client.follow_job(shot["job"])
+    assert result.prompt == "a lynx" and vc.png_size(result.images[0]) == (64, 64)
+    assert client.get_storyboard(board["id"])["shots"][0]["image"] == result.job["images"][0]
+    with pytest.raises(vc.VoicebrushError) as raised:
+        client.redo_shot(board["id"], 3)
+    assert raised.value.status == 404 and raised.value.code == "shot_not_found"
+
+
+def test_cancel_a_board_from_the_caller(tiny_daemon):
+    client = vc.Client(tiny_daemon.url)
+    first_done = threading.Event()
+
+    def on_event(name, data):
+        if name == "done" and data.get("index") == 1:
+            first_done.set()
+
+    board = client.run_storyboard(shots=["a cat", "a dog", "a bird", "a fish"], size="64x64", steps=60,
+                                  on_event=on_event, cancelled=first_done.is_set)
+    assert board["status"] == "cancelled"
+    assert board["shots"][0]["status"] == "done" and board["shots"][-1]["status"] == "cancelled"
+
+
+def test_follow_storyboard_polls_when_the_stream_breaks(tiny_daemon, monkeypatch):
+    client = vc.Client(tiny_daemon.url)
+
+    def no_stream(*args, **kwargs):
+        raise vc.VoicebrushError("no stream here", code="http_404", status=404)
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(client, "_stream", no_stream)
+    board = client.create_storyboard(shots=["a cat", "a dog"], **BOARD)
+    events = []
+    final = client.follow_storyboard(board["id"], on_event=lambda name, data: events.append((name, data)), poll_interval=0.05)
+    assert final["status"] == "done"
+    assert sorted(data["index"] for name, data in events if name == "done" and "index" in data) == [1, 2]
+    assert events[-1][0] == "done" and "index" not in events[-1][1]
+
+
+def test_storyboard_errors_read_as_sentences(tiny_daemon):
+    client = vc.Client(tiny_daemon.url)
+    with pytest.raises(vc.VoicebrushError) as raised:
+        client.create_storyboard(script="\n".join("a panel %d" % i for i in range(65)), **BOARD)
+    assert raised.value.code == "too_many_shots" and "at most 64 shots" in str(raised.value)
+    with pytest.raises(vc.VoicebrushError) as raised:
+        client.create_storyboard(script="shot one. next shot.", **BOARD)
+    assert raised.value.code == "no_shots" and "no shot to draw" in str(raised.value)
+    with pytest.raises(vc.VoicebrushError):
+        client.create_storyboard(script="   ")
+    with pytest.raises(TypeError):
+        client.create_storyboard(script="a cat", stepz=3)
+    with pytest.raises(ValueError):
+        client.fetch_sheet("0" * 32, "jpeg")
+
+
 def test_wrong_token_is_a_401_sentence(start_daemon):
     # Auth is checked before anything else, so the models need not be loaded.
     daemon = start_daemon(token="right-token", wait_healthy=False)

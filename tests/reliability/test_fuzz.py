@@ -9,7 +9,9 @@ Generation cost is kept honest rather than hidden: the document's bounds stay th
 ones (n up to 8, steps up to 500), the two generating routes get a smaller budget,
 a synchronous generation that takes longer than the client's timeout is dropped by
 the client (which cancels its job, see test_clients), and each accepted job is
-cancelled with DELETE right away, as an impatient user would.
+cancelled with DELETE right away, as an impatient user would. A storyboard is many jobs:
+each accepted board (and each redone shot) is cancelled at once with DELETE on the board,
+so what the fuzzer's boards cost is at most one denoising step each.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from reliability_support import assert_error_shape, served_app  # noqa: F401 (fi
 CASES = 30  # per operation and mode
 GENERATING = {
     "POST /v1/images/generations": 20, "POST /v1/jobs": 20, "POST /v1/images/edits": 15,
+    "POST /v1/storyboards": 12, "POST /v1/storyboards/{board_id}/shots/{index}": 12,
     "POST /sdapi/v1/txt2img": 15, "POST /sdapi/v1/img2img": 15, "POST /sdapi/v1/extra-single-image": 15,
 }
 # The routes that answer only when the picture is made: a client gives up on them.
@@ -36,9 +39,11 @@ SYNCHRONOUS = {"POST /v1/images/generations", "POST /v1/images/edits", "POST /sd
 GENERATION_TIMEOUT_S = 2.0
 # Schema-valid but refused, by rules a JSON schema cannot state: bytes that do not
 # decode as audio, sizes that are not multiples of 8, a form with neither file nor prompt,
+# a script of only shot markers or of more than 64 shots, a shot with nothing to draw,
 # strings that are no picture's base64, A1111 sampler and model names the daemon lacks.
 SEMANTIC_RULES = {
     "POST /v1/audio/transcriptions", "POST /v1/images/generations", "POST /v1/jobs", "POST /v1/images/edits",
+    "POST /v1/storyboards", "POST /v1/storyboards/{board_id}/shots/{index}",
     "POST /sdapi/v1/txt2img", "POST /sdapi/v1/img2img", "POST /sdapi/v1/extra-single-image", "POST /sdapi/v1/options",
 }
 
@@ -87,6 +92,8 @@ def fuzz_operation(operation, mode, examples, url, session, tally, failures, **f
             failures.append((label, mode.value, response.status_code, case.as_curl_command(), problems))
         if label == "POST /v1/jobs" and response.status_code == 202:
             session.delete(f"{url}/v1/jobs/{response.json()['id']}", timeout=30)
+        if label.startswith("POST /v1/storyboards") and response.status_code == 202:
+            session.delete(f"{url}/v1/storyboards/{response.json()['id']}", timeout=30)
 
     try:
         run()
@@ -100,6 +107,10 @@ def test_fuzz_every_route_from_openapi(served_app):
     # One finished job with an image, so the id routes are also fuzzed with ids that exist.
     done = session.post(served.url + "/v1/images/generations", json={"prompt": "a fox", "size": "64x64", "steps": 1}, timeout=60).json()
     job_id = done["id"]
+    # And a finished two-shot storyboard, for the storyboard id routes.
+    board = session.post(served.url + "/v1/storyboards", json={"shots": ["a fox", "a hare"], "size": "64x64", "steps": 1}, timeout=60).json()
+    board_id = board["id"]
+    served.wait_idle(timeout=60)
 
     schema = schemathesis.openapi.from_url(served.url + "/openapi.json")
     tally: collections.Counter = collections.Counter()
@@ -111,6 +122,9 @@ def test_fuzz_every_route_from_openapi(served_app):
         "GET /v1/health", "GET /v1/models", "POST /v1/audio/transcriptions", "POST /v1/images/generations",
         "POST /v1/jobs", "GET /v1/jobs", "GET /v1/jobs/{job_id}", "DELETE /v1/jobs/{job_id}",
         "GET /v1/jobs/{job_id}/events", "GET /v1/images/{name}.png", "POST /v1/images/edits",
+        "POST /v1/storyboards", "GET /v1/storyboards", "GET /v1/storyboards/{board_id}", "DELETE /v1/storyboards/{board_id}",
+        "GET /v1/storyboards/{board_id}/events", "POST /v1/storyboards/{board_id}/shots/{index}",
+        "GET /v1/storyboards/{board_id}/sheet.png", "GET /v1/storyboards/{board_id}/sheet.pdf",
         "POST /sdapi/v1/txt2img", "POST /sdapi/v1/img2img", "POST /sdapi/v1/extra-single-image", "GET /sdapi/v1/samplers",
         "GET /sdapi/v1/schedulers", "GET /sdapi/v1/sd-models", "GET /sdapi/v1/upscalers", "GET /sdapi/v1/scripts",
         "GET /sdapi/v1/progress", "GET /sdapi/v1/options", "POST /sdapi/v1/options", "POST /sdapi/v1/interrupt",
@@ -124,6 +138,8 @@ def test_fuzz_every_route_from_openapi(served_app):
         path_names = {p.name for p in operation.path_parameters}
         if path_names == {"job_id"} and operation.method.upper() != "DELETE":
             fuzz_operation(operation, GenerationMode.POSITIVE, 5, served.url, session, tally, failures, path_parameters={"job_id": job_id})
+        if "board_id" in path_names and operation.method.upper() != "DELETE":
+            fuzz_operation(operation, GenerationMode.POSITIVE, 5, served.url, session, tally, failures, path_parameters={"board_id": board_id})
         if path_names == {"name"}:
             fuzz_operation(operation, GenerationMode.POSITIVE, 5, served.url, session, tally, failures, path_parameters={"name": f"{job_id}-0"})
         per_operation[operation.label] = tally["cases"] + tally["dropped by the client (timeout)"] - before

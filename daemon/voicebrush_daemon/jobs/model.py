@@ -48,6 +48,8 @@ class Job:
     inputs: dict[str, str] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    storyboard: str | None = None  # the storyboard this job draws a shot of (storyboards/)
+    shot: int | None = None  # that shot's index, from 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +86,8 @@ class Job:
             "inputs": {role: image_url(name) for role, name in self.inputs.items()},
             "error": self.error,
             "timings": self.timings,
+            "storyboard": self.storyboard,
+            "shot": self.shot,
         }
 
 

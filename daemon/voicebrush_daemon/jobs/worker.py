@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import spoken
+from ..budget import WorkBudget, budget_for, check_work
 from ..errors import ApiError, EngineOutOfMemory, GenerationCancelled
 from ..imaging.base import GenerationRequest, ImageGenerator
 from ..imaging.inputs import INPAINT, TEXT, PictureInputs, fit_inputs, png_bytes, size_for_input
@@ -35,6 +36,7 @@ from ..pngmeta import encode_png
 from ..speech.base import Transcriber, TranscribeOptions, Transcript
 from .events import EventHub
 from .model import CANCELLED, DICTATION, DONE, FAILED, GENERATING, TERMINAL, TRANSCRIBING, Job, error_body
+from .scheduling import FairQueue
 from .store import JobStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class _JobWork:
     pictures: PictureInputs | None = None  # what it starts from (imaging.inputs), if anything
     cancel: threading.Event = field(default_factory=threading.Event)
     enqueued: float = field(default_factory=time.perf_counter)
+    lane: str | None = None  # a storyboard's id: its shots take turns with other requests as one
 
 
 @dataclass
@@ -79,11 +82,14 @@ class JobQueue:
         *,
         max_waiting: int = 16,
         preview_every: int = 2,
+        work_budget: tuple[int, int] | None = None,
     ) -> None:
         self.store = store
+        self._work_budget = work_budget  # None: the loaded device's own (budget.py)
         self.hub = hub
         self._load_engines = load_engines
-        self._queue: queue.Queue = queue.Queue(maxsize=max_waiting)
+        # Round robin over requests, a storyboard being one (see scheduling.py).
+        self._queue = FairQueue(maxsize=max_waiting)
         self._preview_every = max(1, preview_every)
         self._active: dict[str, _JobWork] = {}  # queued or running, by job id
         self._running: str | None = None
@@ -91,6 +97,9 @@ class JobQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._close_deadline: float | None = None
+        self._abandon_lock = threading.Lock()
+        self._abandoned = False
         self.engines: Engines | None = None
         self.state = "loading"  # loading -> ready | error
         self.load_error: BaseException | None = None
@@ -109,17 +118,46 @@ class JobQueue:
         self._thread = threading.Thread(target=self._run, name="voicebrush-worker", daemon=True)
         self._thread.start()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop taking work, cancel what waits and what runs, and join the thread."""
-        self._closing = True
-        for work in list(self._active.values()):
-            work.cancel.set()
-        try:
-            self._queue.put_nowait(_STOP)
-        except queue.Full:
-            pass  # the cancel flags drain it quickly; the thread checks _closing
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop taking work, cancel what waits and what runs, and join the thread.
+
+        Cancel is seen between denoising steps. When one step (or a model load)
+        outlasts `timeout`, the running job and the waiting ones are recorded here as
+        cut off by the shutdown, and False says the thread is still inside that call:
+        the process should leave without it (server/shutdown.py). A second call waits
+        only for what is left of the first one's timeout."""
+        if self._close_deadline is None:
+            self._closing = True
+            self._close_deadline = time.monotonic() + timeout
+            for work in list(self._active.values()):
+                work.cancel.set()
+            try:
+                self._queue.put_nowait(_STOP)
+            except queue.Full:
+                pass  # the cancel flags drain it quickly; the thread checks _closing
+        if self._thread is None:
+            return True
+        self._thread.join(max(0.0, self._close_deadline - time.monotonic()))
+        if not self._thread.is_alive():
+            return True
+        self._abandon_running()
+        return False
+
+    @property
+    def stuck(self) -> bool:
+        """Closed, but the worker is still inside an engine call that outlasted close()."""
+        return self._close_deadline is not None and self._thread is not None and self._thread.is_alive()
+
+    def _abandon_running(self) -> None:
+        with self._abandon_lock:
+            if self._abandoned:
+                return
+            self._abandoned = True
+        work = self._active.get(self._running) if self._running else None
+        if work is not None and work.job.status not in TERMINAL:
+            log.warning("job %s is inside a step that outlasted the shutdown; recorded as cut off by it", work.job.id)
+            self._finish(work.job, CANCELLED, error_body("The daemon shut down while this job ran.", "shutdown"))
+        self._cancel_waiting()
 
     # ---- what the routes call (on the event loop) ------------------------------
 
@@ -149,6 +187,13 @@ class JobQueue:
         per_job = statistics.median(self._durations[-20:]) if self._durations else 5.0
         return max(1, min(600, round(per_job * max(1, self.waiting))))
 
+    @property
+    def budget(self) -> WorkBudget | None:
+        """What one job may ask of the loaded device; None until the models have loaded."""
+        if self.engines is None:
+            return None
+        return budget_for(self.engines.image.device, self._work_budget)
+
     def submit_job(
         self,
         job: Job,
@@ -156,13 +201,16 @@ class JobQueue:
         samples: np.ndarray | None = None,
         language: str | None = None,
         pictures: PictureInputs | None = None,
+        lane: str | None = None,
     ) -> Job:
         """Queue a job; returns a copy of its record as accepted (the worker changes the live one).
 
         `pictures` (imaging.inputs.picture_inputs / openai_edit_inputs) set the job's mode
         and strength; a mode whose weights are missing is a 400 `model_unavailable` here.
-        Inputs not stored yet (see `submit`) are stored when the job starts."""
-        engines = self._check_accepts(pictures)
+        Jobs given the same `lane` wait as one request (a storyboard's shots). Inputs not
+        stored yet (see `submit`) are stored when the job starts."""
+        work = _JobWork(job, options, samples, language, pictures, lane=lane)
+        engines = self._check_accepts(work)
         job.model = engines.image.model_id
         job.mode = pictures.mode if pictures is not None else TEXT
         job.strength = pictures.resolved_strength if pictures is not None else None
@@ -172,7 +220,6 @@ class JobQueue:
             self.store.add(job)
         except StorageError as exc:
             log.error("%s", exc)  # the job still runs; health reports the disk problem
-        work = _JobWork(job, options, samples, language, pictures)
         self._active[job.id] = work
         self._put(work)
         return accepted
@@ -184,12 +231,13 @@ class JobQueue:
         samples: np.ndarray | None = None,
         language: str | None = None,
         pictures: PictureInputs | None = None,
+        lane: str | None = None,
     ) -> Job:
         """submit_job for the routes: the pictures a job starts from are stored first (off
         the event loop), so its record names its inputs from the 202 on. A job that would
-        be refused (a mode without weights, a full queue) writes nothing."""
+        be refused (too much work, a mode without weights, a full queue) writes nothing."""
         if pictures is not None:
-            self._check_accepts(pictures)
+            self._check_accepts(_JobWork(job, options, samples, language, pictures, lane=lane))
             loop = asyncio.get_running_loop()
             try:
                 job.inputs = await loop.run_in_executor(None, self._keep_inputs, job, pictures)
@@ -197,23 +245,30 @@ class JobQueue:
                 self.store.remove_inputs(job.id)
                 raise ApiError(507, f"Could not keep the input pictures: {exc}", "storage_error", type="server_error") from None
         try:
-            return self.submit_job(job, options, samples, language, pictures)
+            return self.submit_job(job, options, samples, language, pictures, lane)
         except BaseException:
             if job.inputs:  # refused after all: the queue filled while the inputs were written
                 self.store.remove_inputs(job.id)
                 job.inputs = {}
             raise
 
-    def _check_accepts(self, pictures: PictureInputs | None) -> Engines:
-        """The engines, or the ApiError that submit_job would answer: not ready, the mode's
-        weights missing (400 model_unavailable), the queue full (429)."""
+    def _check_accepts(self, work: _JobWork) -> Engines:
+        """The engines, or the ApiError that submit_job would answer: not ready, more work
+        than the device's budget (400 too_large), the mode's weights missing (400
+        model_unavailable), the queue full (429)."""
         engines = self._require_ready()
+        # Every generating route comes through here: a job cancel could not stop for
+        # minutes is refused before it is queued. Without a size (a spoken aspect, a
+        # picture's own) the job is drawn at about the native area.
+        width, height = work.options.size or engines.image.native_size
+        check_work(self.budget, width, height, work.options.n, work.options.steps)
+        pictures = work.pictures
         if pictures is not None:
             try:
                 engines.image.require_mode(pictures.mode)
             except ModelUnavailable as exc:
                 raise ApiError(400, str(exc), "model_unavailable", param=pictures.mode) from None
-        if self._queue.full():  # only the event loop submits, so checking first is not racy
+        if self._queue.refuses(work):  # only the event loop submits, so checking first is not racy
             self._put(None)  # raises the 429
         return engines
 
@@ -293,7 +348,11 @@ class JobQueue:
                     del self._durations[:-50]
             if self._closing:
                 break
-        # Anything still queued at shutdown ends cancelled, not stuck "queued".
+        self._cancel_waiting()
+
+    def _cancel_waiting(self) -> None:
+        """Anything still queued at shutdown ends cancelled, not stuck "queued". Run by
+        the worker as it stops, or by close() when the worker is stuck in a step."""
         while True:
             try:
                 item = self._queue.get_nowait()

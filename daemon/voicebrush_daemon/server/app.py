@@ -12,7 +12,7 @@ from ..jobs.events import EventHub
 from ..jobs.store import JobStore
 from ..jobs.worker import Engines, JobQueue
 from ..settings import Settings
-from . import routes_a1111, routes_audio, routes_images, routes_jobs, routes_meta
+from . import routes_a1111, routes_audio, routes_images, routes_jobs, routes_meta, routes_storyboards
 from .middleware import error_shape, make_access_middleware, make_cors_headers
 from .state import HUB, JOBS, SETTINGS, STORE
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
         load_engines or (lambda: load_real_engines(settings)),
         max_waiting=settings.queue_size,
         preview_every=settings.preview_every,
+        work_budget=settings.work_budget,
     )
     app[SETTINGS], app[STORE], app[HUB], app[JOBS] = settings, store, hub, queue
     app.on_response_prepare.append(make_cors_headers(settings))
@@ -60,4 +61,5 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
     app.cleanup_ctx.append(lifecycle)
     for module in (routes_meta, routes_audio, routes_images, routes_jobs, routes_a1111):
         app.add_routes(module.routes)
+    routes_storyboards.install(app, settings, store, hub, queue)
     return app

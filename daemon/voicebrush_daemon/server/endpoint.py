@@ -37,6 +37,7 @@ class Endpoint:
     responses: dict[int, ResponseSpec] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     public: bool = False  # True: no token needed (health)
+    generates: bool = False  # True: queues image work, bounded by the device's budget (budget.py)
     description: str | None = None
     json_limit: int | None = None  # bytes a JSON body may have (None: uploads.MAX_JSON_BYTES); pictures as base64 need more
 
@@ -142,7 +143,7 @@ def api_error(model: type[BaseModel], exc: ValidationError) -> ApiError:
     return ApiError(400, field_rule(model, param), "invalid_value", param=param)
 
 
-_OUR_CODES = frozenset({"missing_field", "invalid_value"})
+_OUR_CODES = frozenset({"missing_field", "invalid_value", "no_shots", "too_many_shots"})
 
 
 def field_rule(model: type[BaseModel], param: str | None) -> str:

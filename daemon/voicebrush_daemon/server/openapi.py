@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
+from ..budget import WorkBudget, describe_operation
 from .endpoint import Endpoint, declaration, upload_fields
 from .schemas import IMAGE_NAME_PATTERN, JOB_ID_PATTERN, ErrorResponse
 
@@ -25,10 +26,13 @@ REF = "#/components/schemas/{model}"
 ERROR_DESCRIPTIONS = {
     400: "Invalid input (the error's param names the field)",
     401: "Missing or wrong token",
-    403: "Request from a web page on a foreign Origin",
-    404: "No such job or image",
+    403: "Request from a web page on a foreign Origin or another site, or (without a token) naming a Host that is not the daemon's",
+    404: "No such job, image, storyboard or shot",
     409: "Cancelled before it finished",
+    412: "The image is not the version If-Match / If-Unmodified-Since names",
     413: "Body, upload or form larger than its limit",
+    415: "A JSON body not sent as application/json, or in a content coding the daemon does not read",
+    416: "A Range that is malformed or past the image's end",
     429: "Queue full; retry after Retry-After seconds",
     500: "The model failed on this request (engine_error)",
     503: "Models loading or failed to load, out of memory, or shutting down",
@@ -42,7 +46,7 @@ DESCRIPTION = (
 )
 
 
-def openapi_document(app: web.Application, schedulers: Iterable[str], *, auth: bool) -> dict[str, Any]:
+def openapi_document(app: web.Application, schedulers: Iterable[str], *, auth: bool, budget: WorkBudget | None = None) -> dict[str, Any]:
     operations = list(_declared_operations(app))
     models = _models_of(operations)
     refs, defs = models_json_schema([(model, mode) for model, mode in models], ref_template=REF)
@@ -50,7 +54,10 @@ def openapi_document(app: web.Application, schedulers: Iterable[str], *, auth: b
 
     paths: dict[str, dict[str, Any]] = {}
     for method, path, declared in operations:
-        paths.setdefault(path, {})[method] = _operation(declared, path, refs, auth=auth)
+        operation = _operation(declared, path, refs, auth=auth)
+        if declared.generates:
+            describe_operation(operation, budget)  # the work one request may ask of this device
+        paths.setdefault(path, {})[method] = operation
 
     document = {
         "openapi": "3.1.0",
@@ -141,7 +148,9 @@ def _operation(declared: Endpoint, path: str, refs, *, auth: bool) -> dict[str, 
             entry["content"] = {kind: {"schema": _schema(schema, refs)} for kind, schema in bodies.items()}
         responses[str(status)] = entry
     needs_token = auth and not declared.public
-    for status in sorted(set(declared.errors) | {403} | ({401} if needs_token else set())):
+    # 403 (a foreign Origin, site or Host) applies everywhere; 415 wherever a body is read.
+    implied = {403} | ({401} if needs_token else set()) | ({415} if content else set())
+    for status in sorted(set(declared.errors) | implied):
         if str(status) in responses:
             continue
         entry = {"description": ERROR_DESCRIPTIONS[status], "content": {"application/json": {"schema": refs[(ErrorResponse, "serialization")]}}}
@@ -158,6 +167,8 @@ def _operation(declared: Endpoint, path: str, refs, *, auth: bool) -> dict[str, 
 PATH_PARAMETERS = {
     "job_id": {"schema": {"type": "string", "pattern": JOB_ID_PATTERN}, "description": "A job's id, as POST /v1/jobs returned it."},
     "name": {"schema": {"type": "string", "pattern": IMAGE_NAME_PATTERN}, "description": "As in a job's image URLs: JOBID-INDEX."},
+    "board_id": {"schema": {"type": "string", "pattern": JOB_ID_PATTERN}, "description": "A storyboard's id, as POST /v1/storyboards returned it."},
+    "index": {"schema": {"type": "integer", "minimum": 1, "maximum": 64}, "description": "A shot's index, from 1."},
 }
 
 

@@ -125,6 +125,7 @@ def scheduler_for(request: web.Request, body: Txt2ImgRequest) -> str | None:
 @endpoint(
     "Text to image (AUTOMATIC1111-compatible); waits for the result. A client that disconnects cancels it.",
     json=Txt2ImgRequest,
+    generates=True,
     responses={200: ("Images", A1111Images), 404: ("Sampler not found", A1111ErrorResponse)},
     errors=GENERATION_ERRORS,
 )
@@ -139,6 +140,7 @@ async def txt2img(request: web.Request, body: Txt2ImgRequest) -> web.Response:
     "mask_blur, inpainting_mask_invert, resize_mode. Waits for the result; a client that disconnects cancels it.",
     json=Img2ImgRequest,
     json_limit=PICTURE_JSON_BYTES,
+    generates=True,
     responses={200: ("Images", A1111Images), 404: ("Sampler not found", A1111ErrorResponse)},
     errors=GENERATION_ERRORS,
 )

@@ -10,6 +10,7 @@ from aiohttp import web
 from ..errors import ApiError
 from .endpoint import endpoint
 from .pictures import edit_pictures
+from .ranges import check_file_request
 from .schemas import ImageEditForm, ImageGenerationRequest, ImagesResponse
 from .state import STORE, image_url_maker
 from .synchronous import Generated, generate
@@ -21,6 +22,7 @@ routes = web.RouteTableDef()
 @endpoint(
     "Text to image (OpenAI-compatible); waits for the result. A client that disconnects cancels the generation.",
     json=ImageGenerationRequest,
+    generates=True,
     responses={200: ("Images", ImagesResponse)},
     errors=(400, 409, 413, 429, 500, 503, 507),
 )
@@ -35,6 +37,7 @@ async def create_images(request: web.Request, body: ImageGenerationRequest) -> w
     "transparency the whole picture is redrawn (img2img, at strength). Waits for the result; a client that disconnects "
     "cancels it.",
     form=ImageEditForm,
+    generates=True,
     responses={200: ("Images", ImagesResponse)},
     errors=(400, 409, 413, 429, 500, 503, 507),
 )
@@ -63,10 +66,11 @@ def openai_images(request: web.Request, generated: Generated) -> dict:
 @endpoint(
     "A generated PNG with its parameters in text chunks",
     responses={200: ("PNG", {"image/png": {"type": "string", "format": "binary"}})},
-    errors=(404,),
+    errors=(404, 412, 416),
 )
 async def get_image(request: web.Request) -> web.StreamResponse:
     path = request.app[STORE].image_path(request.match_info["name"])
     if path is None:
         raise ApiError(404, "No image with that name.", "image_not_found")
+    check_file_request(request, path)  # a bad Range is a 416 in the error shape, not an empty one
     return web.FileResponse(path, headers={"Content-Type": "image/png", "Cache-Control": "private, max-age=31536000, immutable"})

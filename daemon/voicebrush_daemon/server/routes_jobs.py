@@ -63,6 +63,7 @@ def find_job(request: web.Request) -> Job:
     json=JobRequest,
     form=JobForm,
     json_limit=PICTURE_JSON_BYTES,
+    generates=True,
     responses={202: ("Queued", JobView)},
     errors=(400, 413, 429, 503, 507),
 )

@@ -98,4 +98,4 @@ def picture_modes(image) -> dict:
 async def openapi(request: web.Request) -> web.Response:
     queue, settings = request.app[JOBS], request.app[SETTINGS]
     schedulers = list(queue.engines.image.schedulers) if queue.engines else ["dpmpp_2m", "ddim", "euler"]
-    return web.json_response(openapi_document(request.app, schedulers, auth=bool(settings.token)))
+    return web.json_response(openapi_document(request.app, schedulers, auth=bool(settings.token), budget=queue.budget))

@@ -367,6 +367,8 @@ class JobView(AnswerModel):
         "invalid_language) or cancelled by a shutdown (shutdown)."
     )
     timings: dict[str, float] | None = None
+    storyboard: str | None = Field(None, description="The storyboard whose shot this job draws.")
+    shot: int | None = Field(None, description="That shot's index, from 1.")
 
 
 class JobList(AnswerModel):
