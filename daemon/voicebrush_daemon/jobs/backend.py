@@ -91,9 +91,15 @@ class Backend(Protocol):
         requests with (model ids, native size, schedulers, modes; speech transcribes)."""
         ...
 
-    def generate(self, request: GenerationRequest, on_step: StepCallback, cancel: Cancel, on_start: OnStart) -> list[Image.Image]:
+    def generate(self, request: GenerationRequest, on_step: StepCallback, cancel: Cancel, on_start: OnStart, preview_every: int = 0) -> list[Image.Image]:
         """Run one generation. Raises errors.GenerationCancelled, EngineOutOfMemory,
-        models.ModelUnavailable, JobFailed, or what the engine raised."""
+        models.ModelUnavailable, JobFailed, or what the engine raised. `preview_every`:
+        the steps the hook will ask a preview for (0: none), for a backend that must make
+        them where the engine runs."""
+        ...
+
+    def admits(self, slot: int) -> bool:
+        """Whether worker thread `slot` (0, 1, ...) may start a job now."""
         ...
 
     def describe(self) -> dict[str, Any] | None:
@@ -119,9 +125,12 @@ class InProcessBackend:
         self._engines = self._load_engines()
         return self._engines
 
-    def generate(self, request: GenerationRequest, on_step: StepCallback, cancel: Cancel, on_start: OnStart) -> list[Image.Image]:
+    def generate(self, request: GenerationRequest, on_step: StepCallback, cancel: Cancel, on_start: OnStart, preview_every: int = 0) -> list[Image.Image]:
         on_start(LOCAL_WORKER, 1)
         return self._engines.image.generate(request, on_step)
+
+    def admits(self, slot: int) -> bool:
+        return True
 
     def describe(self) -> dict[str, Any] | None:
         return None

@@ -122,7 +122,7 @@ class JobQueue:
         self._loop = loop
         for index in range(max(1, self.backend.slots)):
             name = "voicebrush-worker" if index == 0 else f"voicebrush-worker-{index + 1}"
-            thread = threading.Thread(target=self._run, args=(index == 0,), name=name, daemon=True)
+            thread = threading.Thread(target=self._run, args=(index,), name=name, daemon=True)
             self._threads.append(thread)
             thread.start()
 
@@ -344,17 +344,17 @@ class JobQueue:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.hub.publish, job_id, event, data)
 
-    def _run(self, loads: bool = True) -> None:
+    def _run(self, slot: int = 0) -> None:
         """A worker thread: the first loads the engines; each then takes work in the fair
         queue's order until the queue closes."""
-        if loads:
+        if slot == 0:
             self._load()
         else:
             self.ready.wait()
         if self.state != "ready":
             return
         while True:
-            item = self._next_item()
+            item = self._next_item(slot)
             if item is _STOP:
                 break
             if isinstance(item, _TranscriptionWork):
@@ -385,11 +385,14 @@ class JobQueue:
         finally:
             self.ready.set()
 
-    def _next_item(self) -> Any:
+    def _next_item(self, slot: int) -> Any:
         if len(self._threads) <= 1:
             return self._queue.get()  # close() puts _STOP for the one thread
         # Several threads share the one _STOP: each looks at _closing between waits.
         while not self._closing:
+            if not self.backend.admits(slot):  # e.g. fewer replicas running than threads
+                time.sleep(0.2)
+                continue
             try:
                 item = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -421,6 +424,9 @@ class JobQueue:
                 transcript = self.engines.speech.transcribe(item.samples, item.options)
         except ApiError as exc:  # the engine's own verdict on the input (e.g. unknown language)
             item.future.set_exception(ApiError(exc.status, exc.message, exc.code, param=exc.param))
+            return
+        except JobFailed as exc:  # failed where it ran (a speech replica)
+            item.future.set_exception(ApiError(500, exc.error["message"], exc.error["code"], type="server_error"))
             return
         except Exception as exc:
             error = self._engine_failure("transcription", exc)
@@ -547,7 +553,8 @@ class JobQueue:
             )
             job.scheduler = request.scheduler
             started = time.perf_counter()
-            images = self.backend.generate(request, self._step_callback(work), work.cancel, self._on_start(job, started))
+            previews = self._preview_every if job.kind == DICTATION else 0  # as _step_callback asks
+            images = self.backend.generate(request, self._step_callback(work), work.cancel, self._on_start(job, started), previews)
             job.timings["generate_s"] = round(time.perf_counter() - started, 4)
             started = time.perf_counter()
             pngs, names = [], []

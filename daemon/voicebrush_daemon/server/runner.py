@@ -142,6 +142,16 @@ def check_device(requested: str) -> None:
         raise StartupError(f"{exc} (torch {torch.__version__}, {build}); start with --device auto or --device cpu", exit_code=2) from None
 
 
+def join_cluster(address: str) -> None:
+    """--ray: join the cluster as its driver, or stop the start in one line within seconds."""
+    from ..cluster import ClusterUnreachable, connect
+
+    try:
+        connect(address)
+    except ClusterUnreachable as exc:
+        raise StartupError(str(exc), exit_code=2) from None
+
+
 async def run_server(
     settings: Settings,
     *,
@@ -162,7 +172,10 @@ async def run_server(
     sockets = await _bind(settings)
     try:
         with hold_data_dir(settings.data_dir):
-            check_device(settings.device)
+            if settings.ray_address:
+                join_cluster(settings.ray_address)  # the device is the replicas' choice
+            else:
+                check_device(settings.device)
             if load_engines is None:
                 log.info("loading the models (--preset %s, Whisper via %s) ...", settings.preset, settings.asr_engine)
             await _serve(settings, sockets, load_engines, on_ready, stop)
