@@ -6,7 +6,7 @@
 - `tiny_daemon` / `start_daemon`: the real `voicebrush serve` as a subprocess on
   loopback, for the CLI, the plugins' client, Krita and Blender.
 - `studio`: one local Ray cluster (a head and two nodes with a logical GPU each) for
-  the whole session, started by the first test that needs it (studio_cluster.py).
+  the whole session, started by the first test that needs it (voicebrush_daemon/cluster/local.py).
 
 Backends: a test module or test marked `both_backends` runs once with the models in
 process and once as the front door of the studio cluster (`make_app` and `client` build
@@ -72,7 +72,7 @@ def app_backend(request) -> str:
 def studio(tiny_engines, tiny_settings):
     """The session's one local Ray cluster; its replicas load the tiny pipeline that
     tiny_engines built in the session's models dir."""
-    from studio_cluster import start_cluster, stop_cluster
+    from voicebrush_daemon.cluster.local import start_cluster, stop_cluster
 
     cluster = start_cluster(tiny_settings.data_dir)
     yield cluster

@@ -1,6 +1,6 @@
 """Studio scale: the daemon as the front door of a Ray Serve cluster (contract: "Studio scale").
 
-One local cluster for the session (tests/studio_cluster.py): a head and two nodes with a
+One local cluster for the session (voicebrush_daemon/cluster/local.py): a head and two nodes with a
 logical GPU each, the tiny preset on both image replicas. The API suites marked
 `both_backends` (test_api.py, ...) run against it too; this file is what only a cluster has:
 jobs spread over replicas, a node lost mid-job, the front door restarted, no cluster at all.
@@ -200,14 +200,14 @@ async def test_a_burst_of_20_with_a_node_removed_halfway_loses_no_job(front_door
     try:
         ids = []
         for index in range(20):
-            response = await client.post("/v1/jobs", json={"prompt": f"shot {index}", "seed": index, "size": "64x64", "steps": 12})
+            response = await client.post("/v1/jobs", json={"prompt": f"shot {index}", "seed": index, "size": "64x64", "steps": 30})
             assert response.status == 202
             ids.append((await response.json())["id"])
-        # Halfway: cut off the node under a job that is running now.
+        # Halfway: cut off the node under a job that has most of its steps still to run.
         while True:
             records = [await (await client.get(f"/v1/jobs/{job_id}")).json() for job_id in ids]
             if sum(r["status"] == "done" for r in records) >= 10:
-                victim = next((r for r in records if r["status"] == "generating" and r["worker"] and r["progress"]["step"] >= 1), None)
+                victim = next((r for r in records if r["status"] == "generating" and r["worker"] and 1 <= r["progress"]["step"] <= 10), None)
                 if victim is not None:
                     break
             await asyncio.sleep(0.02)
@@ -302,3 +302,20 @@ def test_no_ray_import_without_ray(tmp_path):
         "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env=daemon_env(), timeout=120)
+
+
+def test_the_serve_config_builder_gives_the_two_deployments_a_front_door_keeps():
+    """KubeRay's RayService imports voicebrush_daemon.cluster.backend:app_builder (README,
+    Studio); the front door then uses that app as deployed (fingerprint "managed")."""
+    from ray.serve._private.build_app import build_app
+
+    from voicebrush_daemon.cluster.backend import MANAGED, app_builder
+
+    built = build_app(app_builder({"preset": "tiny", "replicas": "1-3", "replica_gpus": 0.5}), name="voicebrush")
+    deployments = {d.name: d for d in built.deployments}
+    assert set(deployments) == {"voicebrush-image", "voicebrush-speech"}
+    image = deployments["voicebrush-image"]
+    assert image.ray_actor_options["num_gpus"] == 0.5 and "num_gpus" not in deployments["voicebrush-speech"].ray_actor_options
+    scaling = image._deployment_config.autoscaling_config
+    assert (scaling.min_replicas, scaling.max_replicas) == (1, 3)
+    assert all(d._deployment_config.user_config == {"fingerprint": MANAGED} for d in built.deployments)

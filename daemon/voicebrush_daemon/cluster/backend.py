@@ -122,10 +122,10 @@ def replica_settings(settings: Settings) -> Settings:
     return replace(settings, token=None, ray_address=None, public_url=None, allowed_origins=(), data_dir=settings.replica_data_dir, replica_data_dir=None)
 
 
-def fingerprint(settings: Settings) -> str:
+def fingerprint(settings: Settings, image_replica: type = ImageReplica) -> str:
     """Same settings, same fingerprint: a second front door reuses running replicas."""
     chosen = replica_settings(settings)
-    text = repr((chosen, chosen.data_dir, settings.replicas, settings.replica_gpus))
+    text = repr((chosen, chosen.data_dir, settings.replicas, settings.replica_gpus, image_replica.__qualname__))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -137,17 +137,37 @@ def _scaling(low: int, high: int) -> dict[str, Any]:
                                    "target_ongoing_requests": 1, "upscale_delay_s": 5, "downscale_delay_s": 300}}
 
 
-def build_app(settings: Settings):
-    """The Serve application: the two deployments around the engines."""
+MANAGED = "managed"  # the fingerprint of an app deployed by its own Serve config (KubeRay)
+
+
+def app_builder(args: dict[str, Any]):
+    """The application for a Serve config file, as KubeRay's RayService deploys it:
+    `import_path: voicebrush_daemon.cluster.backend:app_builder`, with `args` preset,
+    asr_engine, asr_model, device, replicas ("MIN-MAX") and replica_gpus. A front door
+    (`serve --ray auto`) then uses that app as it is and never redeploys it."""
+    settings = Settings(
+        preset=str(args.get("preset", "sd2")),
+        asr_engine=str(args.get("asr_engine", "faster-whisper")),
+        asr_model=args.get("asr_model"),
+        device=str(args.get("device", "auto")),
+        replicas=parse_replicas(str(args.get("replicas", "1"))),
+        replica_gpus=float(args.get("replica_gpus", 1.0)),
+    )
+    return build_app(settings, managed=True)
+
+
+def build_app(settings: Settings, image_replica: type = ImageReplica, *, managed: bool = False):
+    """The Serve application: the two deployments around the engines. `image_replica`:
+    ImageReplica, or the benchmark's stand-in that only sleeps through its steps."""
     from ray import serve
 
     low, high = settings.replicas
     chosen = replica_settings(settings)
-    config = {"fingerprint": fingerprint(settings)}
+    config = {"fingerprint": MANAGED if managed else fingerprint(settings, image_replica)}
     speech = serve.deployment(SpeechReplica).options(
         name=SPEECH, ray_actor_options={"num_cpus": 1}, max_ongoing_requests=1, user_config=config, **_scaling(1, max(1, high))
     )
-    image = serve.deployment(ImageReplica).options(
+    image = serve.deployment(image_replica).options(
         name=IMAGE,
         ray_actor_options={"num_cpus": 1, "num_gpus": settings.replica_gpus},
         max_ongoing_requests=1,  # a replica draws one picture at a time; more wait in Serve's queue
@@ -229,8 +249,9 @@ class ClusterTranscriber:
 class RayBackend:
     """Jobs on the cluster's replicas; slots: the most image replicas there may be."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, image_replica: type = ImageReplica) -> None:
         self.settings = settings
+        self.image_replica = image_replica
         self.slots = settings.replicas[1]
         self.speech_lock = contextlib.nullcontext()  # each speech replica serialises itself
         self._image = self._image_stream = self._speech = None
@@ -243,16 +264,18 @@ class RayBackend:
     # ---- loading --------------------------------------------------------------------
 
     def load(self) -> Engines:
-        import ray
         from ray import serve
 
         connect(self.settings.ray_address or "auto")
-        self._roll = open_roll(ray.get_runtime_context().get_node_id())
-        if self._running_fingerprint() == fingerprint(self.settings):
+        self._roll = open_roll()
+        running = self._running_fingerprint()
+        if running == MANAGED:
+            log.info("using the Serve application %r as its own config deployed it (KubeRay)", APP)
+        elif running == fingerprint(self.settings, self.image_replica):
             log.info("reusing the running Serve application %r", APP)
         else:
             log.info("deploying the Serve application %r (%s replicas of %s)", APP, "-".join(map(str, self.settings.replicas)), IMAGE)
-            serve._run(build_app(self.settings), name=APP, route_prefix=None, _blocking=False)
+            serve._run(build_app(self.settings, self.image_replica), name=APP, route_prefix=None, _blocking=False)
         self._wait_running()
         self._image = serve.get_deployment_handle(IMAGE, app_name=APP)
         self._image_stream = self._image.options(stream=True)
@@ -374,7 +397,11 @@ class RayBackend:
         import ray
 
         details = self._serve_details()
-        roll = ray.get(self._roll.read.remote(), timeout=10) if self._roll is not None else {}
+        try:
+            roll = ray.get(self._roll.read.remote(), timeout=10)
+        except Exception as exc:  # health goes on without what the replicas said
+            log.warning("the replicas' roll did not answer (%s); starting it again", _reason(exc))
+            roll, self._roll = {}, open_roll()
         nodes = {node["NodeID"]: node for node in ray.nodes()}
         app = details.get("applications", {}).get(APP, {})
         deployments: dict[str, Any] = {}
@@ -414,9 +441,8 @@ class RayBackend:
             "deployments": deployments,
         }
         self._live_images = deployments.get(IMAGE, {}).get("running", 0)
-        if self._roll is not None:
-            live = [r["replica"] for d in deployments.values() for r in d["replicas"]]
-            self._roll.forget.remote(live)
+        live = [r["replica"] for d in deployments.values() for r in d["replicas"]]
+        self._roll.forget.remote(live)
 
     def close(self) -> None:
         """The front door leaves; the replicas keep running for the next one (and for the

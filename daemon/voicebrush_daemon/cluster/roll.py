@@ -5,8 +5,8 @@ replica holds (a picture mode's UNet loads on its first use) nor how its last ca
 went. Each replica reports that here, fire and forget, when it starts and after each
 job; health reads it back, keeping only the replicas Serve still runs.
 
-One small named actor (no CPU of its own), detached so that a restarted front door finds
-what the running replicas already said.
+One small named actor on the head node (no CPU of its own), detached so that a
+restarted front door finds what the running replicas already said.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ class ReplicaRoll:
         self._replicas = {replica: state for replica, state in self._replicas.items() if replica in keep}
 
 
-def open_roll(node_id: str | None = None):
-    """The roll's actor handle, started on `node_id` (the front door's node) if it is not
-    running yet."""
+def open_roll():
+    """The roll's actor handle, started on the head node if it is not running yet: the
+    head outlives the GPU boxes (when it goes, so does the cluster), and a roll that
+    dies anyway comes back empty (the replicas fill it again after their next job)."""
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    options: dict[str, Any] = dict(name=ROLL_NAME, namespace=ROLL_NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0)
-    if node_id is not None:
-        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=True)
-    return ray.remote(ReplicaRoll).options(**options).remote()
+    return ray.remote(ReplicaRoll).options(
+        name=ROLL_NAME, namespace=ROLL_NAMESPACE, lifetime="detached", get_if_exists=True,
+        num_cpus=0, max_restarts=-1, resources={"node:__internal_head__": 0.001},
+    ).remote()

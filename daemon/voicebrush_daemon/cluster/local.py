@@ -1,13 +1,13 @@
-"""One local Ray cluster for every studio (Ray Serve) test of the session.
+"""A studio cluster on one machine, for the tests and `voicebrush bench --ray`.
 
 ray.cluster_utils.Cluster starts real Ray nodes (raylets) on this machine: a head with
 CPUs only (the front door's node, where the speech replica goes) and two nodes with one
 logical GPU each, which is all the image deployment asks for (no GPU is needed for a
 logical one; each replica is given CUDA_VISIBLE_DEVICES and torch then sees no CUDA here).
-The test process is the cluster's driver, as `serve --ray` is on a real cluster.
+The calling process is the cluster's driver, as `serve --ray` is on a real cluster.
 
 A test that removes a GPU node puts one back (`restore`), so the next test finds two
-replicas again.
+replicas again. The tests start it once per session (tests/conftest.py `studio`).
 """
 
 from __future__ import annotations
