@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     def announce(daemon) -> None:
         if settings.ray_address:
+            from ..cluster.health import describe_cluster
             from ..server.state import JOBS
 
             for line in describe_cluster(daemon.app[JOBS].backend.describe()):
@@ -108,17 +109,3 @@ def run(args: argparse.Namespace) -> int:
         return exc.exit_code
     return 0
 
-
-def describe_cluster(cluster: dict | None) -> list[str]:
-    """What `serve --ray` prints before it listens: the nodes' GPUs, and where each
-    deployment's replicas run (health's `cluster` section, as lines)."""
-    if not cluster:
-        return ["ray: the cluster's state is not known yet"]
-    lines = [f"ray: {len(cluster['nodes'])} nodes, {cluster['gpus']:g} GPUs; application {cluster['app']!r}"]
-    for name, deployment in cluster["deployments"].items():
-        lines.append(f"ray: {name}: {deployment['running']} of {deployment['min_replicas']}-{deployment['max_replicas']} replicas running, {deployment['gpus_per_replica']:g} GPU each")
-        for replica in deployment["replicas"]:
-            gpus = ",".join(replica["gpus"]) or "none"
-            loaded = ", ".join((replica.get("loaded") or {}).values()) or "-"
-            lines.append(f"ray:   {replica['worker']} ({replica['state']}) node {replica['node_id'][:12]}, GPU {gpus}, loaded: {loaded}")
-    return lines

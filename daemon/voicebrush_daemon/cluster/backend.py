@@ -41,12 +41,12 @@ from ..jobs.model import error_body
 from ..models import ModelUnavailable
 from ..settings import Settings
 from ..speech.base import TranscribeOptions, Transcript
+from .health import APP, read_cluster
 from .replicas import ImageReplica, SpeechReplica
 from .roll import open_roll
 
 log = logging.getLogger(__name__)
 
-APP = "voicebrush"
 IMAGE, SPEECH = "voicebrush-image", "voicebrush-speech"
 ATTEMPTS = 2  # a job runs at most twice: once more after a lost replica
 CONNECT_TIMEOUT_S = 3.0
@@ -388,7 +388,6 @@ class RayBackend:
 
     @staticmethod
     def _serve_details() -> dict[str, Any]:
-        # What `serve status` and the dashboard read: each replica with its node.
         from ray.serve.context import _get_global_client
 
         return _get_global_client().get_serve_details()
@@ -396,50 +395,13 @@ class RayBackend:
     def _refresh(self) -> None:
         import ray
 
-        details = self._serve_details()
         try:
             roll = ray.get(self._roll.read.remote(), timeout=10)
         except Exception as exc:  # health goes on without what the replicas said
             log.warning("the replicas' roll did not answer (%s); starting it again", _reason(exc))
             roll, self._roll = {}, open_roll()
-        nodes = {node["NodeID"]: node for node in ray.nodes()}
-        app = details.get("applications", {}).get(APP, {})
-        deployments: dict[str, Any] = {}
-        for name, deployment in app.get("deployments", {}).items():
-            replicas = []
-            for replica in deployment.get("replicas", []):
-                reported = roll.get(replica["replica_id"], {})
-                state = str(getattr(replica["state"], "value", replica["state"]))
-                replicas.append({
-                    "replica": replica["replica_id"],
-                    "state": state,
-                    "worker": reported.get("worker") or f"{replica.get('node_ip')}/{replica['replica_id']}",
-                    "node_id": replica.get("node_id"),
-                    "node_ip": replica.get("node_ip"),
-                    "gpus": reported.get("gpus", []),
-                    "device": reported.get("device"),
-                    "loaded": reported.get("loaded"),
-                    "jobs": reported.get("jobs", 0),
-                    "last_cancel": reported.get("last_cancel"),
-                })
-            config = deployment.get("deployment_config", {})
-            scaling = config.get("autoscaling_config") or {}
-            deployments[name] = {
-                "status": str(getattr(deployment.get("status"), "value", deployment.get("status"))),
-                "replicas": replicas,
-                "running": sum(1 for r in replicas if r["state"] == "RUNNING"),
-                "min_replicas": scaling.get("min_replicas", config.get("num_replicas")),
-                "max_replicas": scaling.get("max_replicas", config.get("num_replicas")),
-                "gpus_per_replica": (config.get("ray_actor_options") or {}).get("num_gpus", 0),
-            }
-        live_nodes = [node for node in nodes.values() if node.get("Alive")]
-        self._snapshot = {
-            "backend": "ray",
-            "app": APP,
-            "nodes": [{"node_id": n["NodeID"], "node_ip": n.get("NodeManagerAddress"), "gpus": n.get("Resources", {}).get("GPU", 0)} for n in live_nodes],
-            "gpus": sum(n.get("Resources", {}).get("GPU", 0) for n in live_nodes),
-            "deployments": deployments,
-        }
+        self._snapshot = read_cluster(roll)
+        deployments = self._snapshot["deployments"]
         self._live_images = deployments.get(IMAGE, {}).get("running", 0)
         live = [r["replica"] for d in deployments.values() for r in d["replicas"]]
         self._roll.forget.remote(live)

@@ -41,3 +41,13 @@ def open_roll():
         name=ROLL_NAME, namespace=ROLL_NAMESPACE, lifetime="detached", get_if_exists=True,
         num_cpus=0, max_restarts=-1, resources={"node:__internal_head__": 0.001},
     ).remote()
+
+
+def read_roll() -> dict[str, dict[str, Any]]:
+    """What the replicas said, without starting a roll where none runs."""
+    import ray
+
+    try:
+        return ray.get(ray.get_actor(ROLL_NAME, namespace=ROLL_NAMESPACE).read.remote(), timeout=10)
+    except Exception:  # no roll yet (nothing deployed), or it is restarting
+        return {}
