@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 from .naming import name_from_prompt
 from .voicebrush_client import Client, VoicebrushError, png_size
@@ -21,6 +22,15 @@ MAX_PROPERTY_INT = 2 ** 31 - 1
 
 # Connecting and each wait for an answer; a daemon that is down fails at once (refused).
 NETWORK_TIMEOUT_S = 10.0
+
+# What a picture starts from (the operator's `source`).
+SOURCES = (
+    ("PROMPT", "Prompt Only", "Only the words: text to image"),
+    ("DEPTH", "Depth from Camera", "The scene's depth seen from the active camera lays out the picture"),
+    ("RENDER", "Render", "The active camera's render is redrawn (img2img); Strength says how much may change"),
+)
+# The daemon's own default for img2img.
+DEFAULT_STRENGTH = 0.75
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,10 @@ class GenerationRequest:
     size: str = ""
     server: str = ""
     token: str = ""
+    source: str = "PROMPT"
+    strength: float = DEFAULT_STRENGTH
+    image: Optional[bytes] = None  # PNG: the render to redraw (source RENDER)
+    depth: Optional[bytes] = None  # PNG: the camera's depth, white near (source DEPTH)
 
     def check(self):
         """Raise VoicebrushError for a request the daemon would refuse anyway."""
@@ -42,6 +56,19 @@ class GenerationRequest:
             raise VoicebrushError("Type or say a prompt first.", code="empty_prompt")
         if self.audio_path and not os.path.isfile(self.audio_path):
             raise VoicebrushError("The recording %s does not exist." % self.audio_path, code="invalid_audio")
+        if self.source not in [key for key, _, _ in SOURCES]:
+            raise VoicebrushError("Unknown source %r." % self.source, code="invalid_value")
+        if self.source == "RENDER" and not 0.0 < self.strength <= 1.0:
+            raise VoicebrushError("Strength must be above 0 and at most 1.", code="invalid_value")
+
+    def pictures(self):
+        """Keyword pictures for Client.run_job: only those this source sends."""
+        pictures = {}
+        if self.image is not None:
+            pictures["image"] = self.image
+        if self.depth is not None:
+            pictures["depth"] = self.depth
+        return pictures
 
     def options(self):
         """Keyword options for Client.run_job: only what differs from the daemon's defaults."""
@@ -54,7 +81,23 @@ class GenerationRequest:
             options["steps"] = self.steps
         if self.size:
             options["size"] = self.size
+        if self.source == "RENDER":
+            options["strength"] = self.strength
         return options
+
+
+def native_size(server, token=""):
+    """(width, height) the daemon's model draws by default, from its health record."""
+    client = Client(server or None, token, timeout=NETWORK_TIMEOUT_S)
+    health = client.health()
+    if health.get("status") != "ok":
+        raise VoicebrushError("The daemon at %s is still loading its models." % client.server, code="loading")
+    size = str((health.get("models") or {}).get("native_size") or "")
+    try:
+        width, height = (int(side) for side in size.lower().split("x"))
+    except ValueError:
+        width, height = 512, 512  # a daemon that does not say: SD2-base's
+    return width, height
 
 
 def pick_seed(seed, rng=random):
@@ -73,10 +116,11 @@ class GeneratedImage:
     properties: dict = field(default_factory=dict)
 
 
-def images_from_job(job_record, pngs):
+def images_from_job(job_record, pngs, source="PROMPT"):
     """GeneratedImage for each PNG, with the custom properties the add-on stores on images and objects."""
     prompt = job_record.get("prompt") or ""
     seed = job_record.get("seed")
+    strength = job_record.get("strength")
     images = []
     for index, png in enumerate(pngs):
         width, height = png_size(png)
@@ -89,6 +133,10 @@ def images_from_job(job_record, pngs):
             "model": job_record.get("model") or "",
             "transcript": job_record.get("transcript") or "",
             "job": job_record.get("id") or "",
+            "source": source,
+            # How much of the picture could change: 1.0 for a picture drawn from nothing.
+            "strength": float(strength) if isinstance(strength, (int, float)) else 1.0,
+            "mode": job_record.get("mode") or ("text" if source == "PROMPT" else ""),
         }
         images.append(GeneratedImage(png, width, height, name_from_prompt(prompt), properties))
     return images
@@ -153,11 +201,11 @@ class GenerationJob(object):
                 audio_filename=os.path.basename(self.request.audio_path) if audio is not None else "speech.wav",
                 on_event=self._on_event,
                 cancelled=self._cancel_requested.is_set,
-                **self.request.options()
+                **dict(self.request.options(), **self.request.pictures())
             )
             if not result.images:
                 raise VoicebrushError("The daemon finished without an image.", code="no_image")
-            images = images_from_job(result.job, result.images)
+            images = images_from_job(result.job, result.images, self.request.source)
             with self._lock:
                 self.job_record = result.job
                 self.transcript = result.transcript or self.transcript

@@ -5,6 +5,7 @@ applies their results on the main thread at each timer event. In background
 mode (bpy.app.background) no event ever arrives, so execute() runs to completion.
 """
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -13,7 +14,7 @@ import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy.types import Operator
 
-from . import jobs, panel, placement, preferences, progress, status
+from . import framing, jobs, panel, placement, preferences, progress, projection, scene_capture, status
 from .capture import MicrophoneError, Recorder, record, wav_seconds
 from .voicebrush_client import VoicebrushError
 
@@ -21,6 +22,9 @@ TIMER_INTERVAL_S = 0.1
 
 # Recordings shorter than this are a slipped finger, not a prompt.
 SHORTEST_RECORDING_S = 0.3
+
+# What can stop a request before anything is sent: each says what to do.
+REQUEST_ERRORS = (VoicebrushError, placement.PlacementError, scene_capture.CaptureError)
 
 # Codes that say something about the connection rather than about one job.
 CONNECTION_CODES = ("unreachable", "timeout", "invalid_token", "bad_response", "bad_url")
@@ -65,13 +69,18 @@ class VOICEBRUSH_OT_generate(Operator):
                          default="", options={"SKIP_SAVE"})
     plane_distance: FloatProperty(name="Plane Distance", description="How far in front of the camera a plane stands",
                                   default=10.0, min=0.01, unit="LENGTH", options={"SKIP_SAVE"})
+    source: EnumProperty(name="Source", items=jobs.SOURCES, default="PROMPT", options={"SKIP_SAVE"})
+    strength: FloatProperty(name="Strength", description="Render source: how much of the render may change (0 to 1)",
+                            default=jobs.DEFAULT_STRENGTH, min=0.01, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
+    render_engine: EnumProperty(name="Render With", items=scene_capture.RENDER_ENGINES, default="SCENE",
+                                options={"SKIP_SAVE"})
 
     # -- background mode and scripts: blocks until the picture is in -------
 
     def execute(self, context):
         try:
             request = self._request(context)
-        except (VoicebrushError, placement.PlacementError) as exc:
+        except REQUEST_ERRORS as exc:
             return self._fail(exc)
         images = _last_result.recall(request)  # a redo with another placement: no new generation
         if images is None:
@@ -94,7 +103,7 @@ class VOICEBRUSH_OT_generate(Operator):
             return self.execute(context)
         try:
             request = self._request(context)
-        except (VoicebrushError, placement.PlacementError) as exc:
+        except REQUEST_ERRORS as exc:
             return self._fail(exc)
         self._view = placement.view_of(context)
         self._transcript_shown = False
@@ -158,20 +167,46 @@ class VOICEBRUSH_OT_generate(Operator):
             size=self.size.strip(),
             server=self.server.strip() or prefs.server,
             token=self.token.strip() or prefs.token,
+            source=self.source,
+            strength=self.strength,
         )
         request.check()
-        placement.check_possible(context, self.placement)  # before the daemon works for nothing
+        # The objects to project onto are the ones selected now, not when the picture arrives.
+        self._targets = projection.targets(context) if self.placement == "PROJECT" else []
+        placement.check_possible(context, self.placement, self._targets)  # before the daemon works for nothing
+        if request.source != "PROMPT":
+            request = self._with_camera_pictures(context, request)
         return request
+
+    def _with_camera_pictures(self, context, request):
+        """The request with what the camera sees, at the generation size (the daemon is asked
+        for its native size when none is given, so the picture keeps the render's aspect)."""
+        if scene_capture.active_camera(context) is None:
+            what = "Depth from the camera" if request.source == "DEPTH" else "Starting from the render"
+            raise scene_capture.CaptureError(what + " needs an active camera: add a camera, or make one "
+                                             "the scene's camera (Scene properties > Camera).")
+        size = request.size
+        if not size:
+            size = framing.size_at_native_area(scene_capture.render_aspect(context.scene),
+                                               *jobs.native_size(request.server, request.token))
+        width, height = (int(side) for side in size.lower().split("x"))
+        if request.source == "DEPTH":
+            return dataclasses.replace(request, size=size, depth=scene_capture.depth_picture(context, width, height))
+        return dataclasses.replace(request, size=size, image=scene_capture.render_picture(
+            context, width, height, self.render_engine))
 
     def _place(self, context, images, view):
         names = []
+        image = None
         try:
             for generated in images:
                 image = placement.add_image(generated)
                 placement.place(context, self.placement, image, generated.properties, view=view,
-                                plane_distance=self.plane_distance)
+                                plane_distance=self.plane_distance, targets=getattr(self, "_targets", ()))
                 names.append(image.name)
+                image = None
         except placement.PlacementError as exc:
+            placement.remove_image(image)
             return self._fail(exc)
         status.remember(True, "Connected to %s" % (self.server or preferences.preferences(context).server))
         self.report({"INFO"}, "Voicebrush: placed %s" % ", ".join(repr(name) for name in names))

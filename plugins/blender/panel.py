@@ -7,7 +7,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 from bpy.types import Panel, PropertyGroup
 
-from . import framing, placement, preferences, progress
+from . import framing, jobs, placement, preferences, progress, scene_capture
 
 
 class VoicebrushSettings(PropertyGroup):
@@ -19,6 +19,11 @@ class VoicebrushSettings(PropertyGroup):
         default="",
     )
     placement: EnumProperty(name="Placement", items=placement.PLACEMENTS, default="REFERENCE")
+    source: EnumProperty(name="Source", items=jobs.SOURCES, default="PROMPT",
+                         description="What the picture starts from besides the words")
+    strength: FloatProperty(name="Strength", description="How much of the render may change (0 to 1)",
+                            default=jobs.DEFAULT_STRENGTH, min=0.01, max=1.0, subtype="FACTOR")
+    render_engine: EnumProperty(name="Render With", items=scene_capture.RENDER_ENGINES, default="SCENE")
     negative_prompt: StringProperty(name="Negative Prompt", description="What the picture should not show", default="")
     steps: IntProperty(name="Steps", description="Denoising steps; 0 for the daemon's default", default=0, min=0, max=500)
     seed: IntProperty(name="Seed", description="-1 for a new random seed each time", default=-1, min=-1)
@@ -55,6 +60,9 @@ def generation_options(context):
         "seed": settings.seed,
         "plane_distance": settings.plane_distance,
         "size": "",
+        "source": settings.source,
+        "strength": settings.strength,
+        "render_engine": settings.render_engine,
     }
     if settings.size_mode == "CAMERA":
         render = context.scene.render
@@ -92,11 +100,18 @@ class VIEW3D_PT_voicebrush(Panel):
         layout.prop(settings, "transcript", text="")
 
         column = layout.column()
+        column.prop(settings, "source", text="From")
+        if settings.source == "RENDER":
+            column.prop(settings, "strength", slider=True)
+            column.prop(settings, "render_engine", text="")
         column.prop(settings, "placement", text="")
         if settings.placement == "PLANE":
             column.prop(settings, "plane_distance")
-        if settings.placement != "REFERENCE" and context.scene.camera is None:
+        needs_camera = settings.placement != "REFERENCE" or settings.source != "PROMPT"
+        if needs_camera and context.scene.camera is None:
             column.label(text="The scene has no active camera", icon="ERROR")
+        if settings.placement == "PROJECT" and not any(obj.type == "MESH" for obj in context.selected_objects):
+            column.label(text="Select the mesh objects to project onto", icon="ERROR")
 
         box = layout.box()
         box.use_property_split = True
