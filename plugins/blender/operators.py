@@ -37,10 +37,19 @@ def runs_to_completion():
     return bpy.app.background
 
 
-def _set_status_bar(context, text):
+def set_status_bar(context, text):
     workspace = getattr(context, "workspace", None)
     if workspace is not None:
         workspace.status_text_set(text)
+
+
+def report_failure(operator, error):
+    """Report an error as the operator's (a cancel as a warning) and end it cancelled."""
+    code = getattr(error, "code", None)
+    if code in CONNECTION_CODES:
+        status.remember(False, str(error))
+    operator.report({"WARNING"} if code == "cancelled" else {"ERROR"}, str(error))
+    return {"CANCELLED"}
 
 
 class VOICEBRUSH_OT_generate(Operator):
@@ -137,13 +146,13 @@ class VOICEBRUSH_OT_generate(Operator):
             # What was heard, in the panel's prompt field, ready to edit and generate again.
             panel.settings_of(context).transcript = job.prompt or job.transcript
             self._transcript_shown = True
-        _set_status_bar(context, "Voicebrush: %s  (Esc to cancel)" % job.status_line())
+        set_status_bar(context, "Voicebrush: %s  (Esc to cancel)" % job.status_line())
         panel.redraw(context)
 
     def _finish(self, context):
         job = self._job
         context.window_manager.event_timer_remove(self._timer)
-        _set_status_bar(context, None)
+        set_status_bar(context, None)
         progress.ended(job)
         panel.redraw(context)
         if job.error is not None:
@@ -213,11 +222,7 @@ class VOICEBRUSH_OT_generate(Operator):
         return {"FINISHED"}
 
     def _fail(self, error):
-        code = getattr(error, "code", None)
-        if code in CONNECTION_CODES:
-            status.remember(False, str(error))
-        self.report({"WARNING"} if code == "cancelled" else {"ERROR"}, str(error))
-        return {"CANCELLED"}
+        return report_failure(self, error)
 
 
 class VOICEBRUSH_OT_record(Operator):
@@ -238,6 +243,15 @@ class VOICEBRUSH_OT_record(Operator):
     )
     seconds: FloatProperty(name="Seconds", description="Scripts and background mode: how long to record",
                            default=5.0, min=0.5, max=600.0, options={"SKIP_SAVE"})
+    target: EnumProperty(
+        name="For",
+        items=(
+            ("PROMPT", "Prompt", "A spoken prompt for a picture"),
+            ("STORYBOARD", "Storyboard", "A dictated storyboard script (\"shot one, ...; next shot, ...\")"),
+        ),
+        default="PROMPT",
+        options={"SKIP_SAVE"},
+    )
 
     def execute(self, context):
         prefs = preferences.preferences(context)
@@ -269,7 +283,7 @@ class VOICEBRUSH_OT_record(Operator):
         window_manager = context.window_manager
         self._timer = window_manager.event_timer_add(TIMER_INTERVAL_S, window=context.window)
         window_manager.modal_handler_add(self)
-        _set_status_bar(context, "Voicebrush: recording... %s" % (
+        set_status_bar(context, "Voicebrush: recording... %s" % (
             "release the key to stop" if self._key else "click Stop to end, Esc to discard"))
         return {"RUNNING_MODAL"}
 
@@ -315,6 +329,8 @@ class VOICEBRUSH_OT_record(Operator):
             return {"CANCELLED"}
         settings = panel.settings_of(context)
         prefs = preferences.preferences(context)
+        if self.target == "STORYBOARD":
+            return self._storyboard(context, save_recording(wav), blocking)
         if settings.generate_after_recording:
             path = save_recording(wav)
             options = panel.generation_options(context)
@@ -335,6 +351,15 @@ class VOICEBRUSH_OT_record(Operator):
         self._transcription = transcription.start()
         return {"RUNNING_MODAL"}
 
+    def _storyboard(self, context, path, blocking):
+        try:
+            result = bpy.ops.voicebrush.storyboard("EXEC_DEFAULT" if blocking else "INVOKE_DEFAULT",
+                                                   audio_path=path, **panel.storyboard_options(context))
+        except RuntimeError as exc:  # background mode turns the reported error into this
+            self.report({"ERROR"}, str(exc).replace("Error: ", "", 1).strip())
+            return {"CANCELLED"}
+        return {"FINISHED"} if result & {"FINISHED", "RUNNING_MODAL"} else {"CANCELLED"}
+
     def _show_transcript(self, context, transcription):
         progress.recording.transcribing = False
         if transcription.error is not None:
@@ -347,7 +372,7 @@ class VOICEBRUSH_OT_record(Operator):
 
     def _end_modal(self, context):
         context.window_manager.event_timer_remove(self._timer)
-        _set_status_bar(context, None)
+        set_status_bar(context, None)
         progress.recording.__init__()
         panel.redraw(context)
 

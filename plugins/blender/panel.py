@@ -7,7 +7,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 from bpy.types import Panel, PropertyGroup
 
-from . import framing, jobs, placement, preferences, progress, scene_capture
+from . import animatic, boards, framing, jobs, placement, preferences, progress, scene_capture
 
 
 class VoicebrushSettings(PropertyGroup):
@@ -39,6 +39,19 @@ class VoicebrushSettings(PropertyGroup):
                            default=768, min=64, max=2048, step=8, subtype="PIXEL")
     plane_distance: FloatProperty(name="Distance", description="How far in front of the camera the plane stands",
                                   default=10.0, min=0.01, unit="LENGTH")
+    storyboard_script: StringProperty(
+        name="Script",
+        description="The storyboard's shots: \"shot one, ...; next shot, ...; cut to, ...\" "
+                    "(or pick a text from the Text Editor below, one shot per line)",
+        default="",
+    )
+    storyboard_text: PointerProperty(name="Script Text", type=bpy.types.Text,
+                                     description="A text from the Text Editor holding the script, one shot per line")
+    style: StringProperty(name="Style", description="Added to every shot's prompt: one look for the board", default="")
+    frames_per_shot: IntProperty(name="Frames per Shot", default=48, min=1, max=100000)
+    seed_mode: EnumProperty(name="Seeds", items=boards.SEED_MODES, default="SAME")
+    redo_text: StringProperty(name="New Words", description="Redo: what the shot shows now; empty to keep its words",
+                              default="")
     generate_after_recording: BoolProperty(
         name="Generate When I Stop",
         description="Generate as soon as the recording ends; off: only fill in the prompt for editing",
@@ -69,6 +82,29 @@ def generation_options(context):
         frame_aspect = framing.render_aspect(render.resolution_x, render.resolution_y,
                                              render.pixel_aspect_x, render.pixel_aspect_y)
         options["size"] = framing.generation_size_for_camera(frame_aspect, settings.long_side)
+    return options
+
+
+def storyboard_script(context):
+    """The script the panel's Make Storyboard sends: the picked text, else the one-line field."""
+    settings = settings_of(context)
+    if settings.storyboard_text is not None and settings.storyboard_text.as_string().strip():
+        return settings.storyboard_text.as_string()
+    return settings.storyboard_script
+
+
+def storyboard_options(context):
+    """Operator properties for voicebrush.storyboard from the panel's settings (the script aside)."""
+    settings = settings_of(context)
+    options = {
+        "style": settings.style,
+        "frames_per_shot": settings.frames_per_shot,
+        "seed_mode": settings.seed_mode,
+        "negative_prompt": settings.negative_prompt,
+        "steps": settings.steps,
+        "seed": settings.seed,
+        "size": generation_options(context)["size"],
+    }
     return options
 
 
@@ -135,9 +171,38 @@ class VIEW3D_PT_voicebrush(Panel):
         if job is not None:
             self.draw_job(layout, job, running)
 
+        self.draw_storyboard(context, layout.box(), settings, running)
+
         row = layout.row()
         preferences.draw_connection(row)
         row.operator("voicebrush.test_connection", text="", icon="FILE_REFRESH")
+
+    def draw_storyboard(self, context, box, settings, running):
+        box.label(text="Storyboard", icon="SEQUENCE")
+        box.prop(settings, "storyboard_script", text="")
+        box.prop(settings, "storyboard_text", text="Text")
+        column = box.column(align=True)
+        column.prop(settings, "style")
+        row = column.row(align=True)
+        row.prop(settings, "frames_per_shot", text="Frames")
+        row.prop(settings, "seed_mode", text="")
+        row = box.row(align=True)
+        row.enabled = not running
+        make = row.operator("voicebrush.storyboard", text="Make Storyboard", icon="SEQUENCE")
+        make.script = storyboard_script(context)
+        for key, value in storyboard_options(context).items():
+            setattr(make, key, value)
+        row.operator("voicebrush.record", text="", icon="REC").target = "STORYBOARD"
+        shots = animatic.shot_cameras(context.scene)
+        if shots:
+            box.prop(settings, "redo_text")
+            column = box.column(align=True)
+            for index, camera in shots:
+                row = column.row(align=True)
+                row.label(text="%d: %s" % (index, camera.get(animatic.CAPTION_KEY, "")), icon="CAMERA_DATA")
+                redo = row.operator("voicebrush.redo_shot", text="", icon="FILE_REFRESH")
+                redo.camera = camera.name
+                redo.text = settings.redo_text
 
     def draw_job(self, layout, job, running):
         box = layout.box()

@@ -68,8 +68,11 @@ def ui_mode(addon, monkeypatch):
     """
     operators = addon.operators
     monkeypatch.setattr(operators, "runs_to_completion", lambda: False)
+    boards = addon.storyboard_operators
     for operator_class, key in ((operators.VOICEBRUSH_OT_generate, "LEFTMOUSE"),
-                                (operators.VOICEBRUSH_OT_record, "V")):
+                                (operators.VOICEBRUSH_OT_record, "V"),
+                                (boards.VOICEBRUSH_OT_storyboard, "LEFTMOUSE"),
+                                (boards.VOICEBRUSH_OT_redo_shot, "LEFTMOUSE")):
         monkeypatch.setattr(operator_class, "execute", _invoking_execute(key))
 
 

@@ -166,3 +166,87 @@ def test_recording_from_a_missing_microphone_says_so(scene, bpy, addon, ui_mode)
     with pytest.raises(RuntimeError, match="Cannot record from the microphone 'no such microphone'"):
         bpy.ops.voicebrush.record("INVOKE_DEFAULT")
     assert not addon.progress.recording.active
+
+
+# -- the sidebar panel, drawn into a stand-in layout (the bpy module has no window to draw in) --
+
+
+class StandInLayout(object):
+    """Records what a panel draws; every property and operator option must exist for real."""
+
+    def __init__(self, bpy, drawn):
+        self._bpy, self.drawn = bpy, drawn
+
+    def __getattr__(self, name):  # use_property_split, scale_y, enabled...: plain settable fields
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._child
+
+    def _child(self, *args, **kwargs):
+        return StandInLayout(self._bpy, self.drawn)
+
+    def prop(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties, "no property %r on %s" % (name, data)
+        self.drawn.append(("prop", name))
+
+    def operator(self, idname, **kwargs):
+        category, name = idname.split(".")
+        properties = getattr(getattr(self._bpy.ops, category), name).get_rna_type().properties
+        self.drawn.append(("operator", idname))
+        return StandInOperator(idname, properties, self.drawn)
+
+    def label(self, text="", **kwargs):
+        self.drawn.append(("label", text))
+
+
+class StandInOperator(object):
+    def __init__(self, idname, properties, drawn):
+        object.__setattr__(self, "_where", (idname, properties, drawn))
+
+    def __setattr__(self, name, value):
+        idname, properties, drawn = self._where
+        assert name in properties, "%s has no property %r" % (idname, name)
+        drawn.append(("set", idname, name, value))
+
+
+class StandInPanel(object):
+    """The panel's own methods, on a stand-in layout."""
+
+    def __init__(self, panel_class, layout):
+        self._class, self.layout = panel_class, layout
+
+    def __getattr__(self, name):
+        return getattr(self._class, name).__get__(self)
+
+
+def draw_panel(bpy, addon, context):
+    drawn = []
+    StandInPanel(addon.panel.VIEW3D_PT_voicebrush, StandInLayout(bpy, drawn)).draw(context)
+    return drawn
+
+
+def test_panel_draws_sources_and_the_storyboard_box(scene, bpy, addon):
+    settings = scene.scene.voicebrush
+    settings.source, settings.placement = "RENDER", "PROJECT"
+    settings.storyboard_script = "shot one, a fox. next shot, a hare"
+    drawn = draw_panel(bpy, addon, scene)
+    assert ("prop", "source") in drawn and ("prop", "strength") in drawn and ("prop", "render_engine") in drawn
+    assert ("set", "voicebrush.generate", "source", "RENDER") in drawn
+    assert ("set", "voicebrush.generate", "placement", "PROJECT") in drawn
+    assert ("set", "voicebrush.storyboard", "script", "shot one, a fox. next shot, a hare") in drawn
+    assert ("set", "voicebrush.record", "target", "STORYBOARD") in drawn
+    assert not any(item[0] == "operator" and item[1] == "voicebrush.redo_shot" for item in drawn)
+
+    text = bpy.data.texts.new("Script")
+    text.write("a lighthouse\na ship")
+    settings.storyboard_text = text
+    assert ("set", "voicebrush.storyboard", "script", "a lighthouse\na ship") in draw_panel(bpy, addon, scene)
+
+
+def test_panel_lists_the_shots_with_a_redo_each(scene, bpy, addon):
+    assert bpy.ops.voicebrush.storyboard(script="a lighthouse\na ship", steps=2, size="64x64") == {"FINISHED"}
+    scene.scene.voicebrush.redo_text = "a ship at sea"
+    drawn = draw_panel(bpy, addon, scene)
+    assert ("label", "1: a lighthouse") in drawn and ("label", "2: a ship") in drawn
+    assert ("set", "voicebrush.redo_shot", "camera", "Shot 2") in drawn
+    assert ("set", "voicebrush.redo_shot", "text", "a ship at sea") in drawn
