@@ -49,9 +49,12 @@ class GenerationRequest:
     strength: float = DEFAULT_STRENGTH
     image: Optional[bytes] = None  # PNG: the render to redraw (source RENDER)
     depth: Optional[bytes] = None  # PNG: the camera's depth, white near (source DEPTH)
+    dictation: str = ""  # a streamed take already on the daemon (keep_dictation), instead of audio_path
 
     def check(self):
         """Raise VoicebrushError for a request the daemon would refuse anyway."""
+        if self.dictation:
+            return  # its options and pictures went to the daemon when the take started
         if not self.prompt.strip() and not self.audio_path:
             raise VoicebrushError("Type or say a prompt first.", code="empty_prompt")
         if self.audio_path and not os.path.isfile(self.audio_path):
@@ -155,6 +158,32 @@ def read_audio(path):
         raise VoicebrushError("Cannot read the recording %s: %s" % (path, exc.strerror or exc), code="invalid_audio")
 
 
+# Streamed takes (voicebrush_client.Dictation) between the recorder that started them and
+# the generation that follows them; keyed by a string an operator property can carry.
+_dictations = {}
+_dictation_serial = [0]
+
+
+def keep_dictation(dictation):
+    """Hand a streamed take over to a later GenerationRequest(dictation=key); returns the key."""
+    _dictation_serial[0] += 1
+    key = "take-%d" % _dictation_serial[0]
+    _dictations[key] = dictation
+    return key
+
+
+def take_dictation(key):
+    """The streamed take kept under `key`, once (None if already taken or unknown)."""
+    return _dictations.pop(key, None)
+
+
+def drop_dictation(key):
+    """Cancel a kept take nobody will follow (the generation could not start)."""
+    dictation = take_dictation(key)
+    if dictation is not None:
+        dictation.cancel()
+
+
 class GenerationJob(object):
     """A generation followed on the daemon; its fields are what a panel shows.
 
@@ -168,7 +197,8 @@ class GenerationJob(object):
         self._lock = threading.Lock()
         self._cancel_requested = threading.Event()
         self._thread = None
-        self.stage = "transcribing" if request.audio_path and not request.prompt.strip() else "generating"
+        spoken = (request.audio_path or request.dictation) and not request.prompt.strip()
+        self.stage = "transcribing" if spoken else "generating"
         self.step = 0
         self.steps = 0
         self.transcript = None
@@ -178,6 +208,8 @@ class GenerationJob(object):
         self.images = []
         self.job_record = None
         self.error = None
+        self.events_seen = []  # event names in the order they came (partial, transcript, progress...)
+        self.partial = ("", "")  # a streamed take's latest words: (text, stable prefix)
         self.started_at = time.monotonic()
         self.finished_at = None
 
@@ -193,16 +225,10 @@ class GenerationJob(object):
         """Block until the images are fetched or the job failed; never raises."""
         try:
             self.request.check()
-            audio = read_audio(self.request.audio_path) if self.request.audio_path else None
-            client = self._client or Client(self.request.server or None, self.request.token, timeout=NETWORK_TIMEOUT_S)
-            result = client.run_job(
-                prompt=self.request.prompt or None,
-                audio=audio,
-                audio_filename=os.path.basename(self.request.audio_path) if audio is not None else "speech.wav",
-                on_event=self._on_event,
-                cancelled=self._cancel_requested.is_set,
-                **dict(self.request.options(), **self.request.pictures())
-            )
+            if self.request.dictation:
+                result = self._follow_dictation()
+            else:
+                result = self._submit_and_follow()
             if not result.images:
                 raise VoicebrushError("The daemon finished without an image.", code="no_image")
             images = images_from_job(result.job, result.images, self.request.source)
@@ -219,6 +245,30 @@ class GenerationJob(object):
         finally:
             self.finished_at = time.monotonic()
         return self
+
+    def _follow_dictation(self):
+        """A take streamed while it was recorded: its end, then the job to its pictures."""
+        dictation = take_dictation(self.request.dictation)
+        if dictation is None:
+            raise VoicebrushError("That recording was already used.", code="invalid_audio")
+        try:
+            dictation.finish()
+            return dictation.wait(on_event=self._on_event, cancelled=self._cancel_requested.is_set)
+        except BaseException:
+            dictation.cancel()
+            raise
+
+    def _submit_and_follow(self):
+        audio = read_audio(self.request.audio_path) if self.request.audio_path else None
+        client = self._client or Client(self.request.server or None, self.request.token, timeout=NETWORK_TIMEOUT_S)
+        return client.run_job(
+            prompt=self.request.prompt or None,
+            audio=audio,
+            audio_filename=os.path.basename(self.request.audio_path) if audio is not None else "speech.wav",
+            on_event=self._on_event,
+            cancelled=self._cancel_requested.is_set,
+            **dict(self.request.options(), **self.request.pictures())
+        )
 
     def cancel(self):
         """Ask the daemon to stop; the job ends as `cancelled` within a denoising step."""
@@ -261,7 +311,10 @@ class GenerationJob(object):
         if not isinstance(data, dict):
             return
         with self._lock:
-            if name == "transcript":
+            self.events_seen = self.events_seen + [name]
+            if name == "partial":
+                self.partial = (data.get("text") or "", data.get("stable") or "")
+            elif name == "transcript":
                 self.transcript = data.get("transcript") or ""
                 self.prompt = data.get("prompt") or self.transcript
                 self.stage = "generating"

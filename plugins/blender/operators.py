@@ -16,7 +16,7 @@ from bpy.types import Operator
 
 from . import framing, jobs, panel, placement, preferences, progress, projection, scene_capture, status
 from .capture import MicrophoneError, Recorder, record, wav_seconds
-from .voicebrush_client import VoicebrushError
+from .voicebrush_client import Client, VoicebrushError
 
 TIMER_INTERVAL_S = 0.1
 
@@ -52,6 +52,23 @@ def report_failure(operator, error):
     return {"CANCELLED"}
 
 
+def camera_pictures(context, source, size, server, token, render_engine="SCENE"):
+    """(size, {"depth" or "image": PNG}) of what the active camera sees for `source`, at the
+    generation size: `size`, or the render's aspect at the daemon's native pixel count."""
+    if source == "PROMPT":
+        return size, {}
+    if scene_capture.active_camera(context) is None:
+        what = "Depth from the camera" if source == "DEPTH" else "Starting from the render"
+        raise scene_capture.CaptureError(what + " needs an active camera: add a camera, or make one "
+                                         "the scene's camera (Scene properties > Camera).")
+    if not size:
+        size = framing.size_at_native_area(scene_capture.render_aspect(context.scene), *jobs.native_size(server, token))
+    width, height = (int(side) for side in size.lower().split("x"))
+    if source == "DEPTH":
+        return size, {"depth": scene_capture.depth_picture(context, width, height)}
+    return size, {"image": scene_capture.render_picture(context, width, height, render_engine)}
+
+
 class VOICEBRUSH_OT_generate(Operator):
     """Generate a picture from a prompt or a recording and put it in the scene"""
 
@@ -83,6 +100,8 @@ class VOICEBRUSH_OT_generate(Operator):
                             default=jobs.DEFAULT_STRENGTH, min=0.01, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
     render_engine: EnumProperty(name="Render With", items=scene_capture.RENDER_ENGINES, default="SCENE",
                                 options={"SKIP_SAVE"})
+    dictation: StringProperty(name="Streamed Take", description="A take streamed while it was recorded (the "
+                              "record operator's)", default="", options={"SKIP_SAVE", "HIDDEN"})
 
     # -- background mode and scripts: blocks until the picture is in -------
 
@@ -142,7 +161,7 @@ class VOICEBRUSH_OT_generate(Operator):
         job = self._job
         if job.preview_serial:
             panel.show_preview(job.preview, job.preview_serial)
-        if self.audio_path and job.transcript is not None and not self._transcript_shown:
+        if (self.audio_path or self.dictation) and job.transcript is not None and not self._transcript_shown:
             # What was heard, in the panel's prompt field, ready to edit and generate again.
             panel.settings_of(context).transcript = job.prompt or job.transcript
             self._transcript_shown = True
@@ -163,6 +182,14 @@ class VOICEBRUSH_OT_generate(Operator):
     # -- shared ---------------------------------------------------------------
 
     def _request(self, context):
+        try:
+            return self._build_request(context)
+        except REQUEST_ERRORS:
+            if self.dictation:
+                jobs.drop_dictation(self.dictation)  # the daemon must not wait for a take nobody follows
+            raise
+
+    def _build_request(self, context):
         prefs = preferences.preferences(context)
         # A random seed is picked here and written back, so the Adjust Last Operation panel
         # shows it and a redo with another placement reuses the same picture.
@@ -178,31 +205,20 @@ class VOICEBRUSH_OT_generate(Operator):
             token=self.token.strip() or prefs.token,
             source=self.source,
             strength=self.strength,
+            dictation=self.dictation,
         )
         request.check()
         # The objects to project onto are the ones selected now, not when the picture arrives.
         self._targets = projection.targets(context) if self.placement == "PROJECT" else []
         placement.check_possible(context, self.placement, self._targets)  # before the daemon works for nothing
-        if request.source != "PROMPT":
+        if request.source != "PROMPT" and not request.dictation:
             request = self._with_camera_pictures(context, request)
         return request
 
     def _with_camera_pictures(self, context, request):
-        """The request with what the camera sees, at the generation size (the daemon is asked
-        for its native size when none is given, so the picture keeps the render's aspect)."""
-        if scene_capture.active_camera(context) is None:
-            what = "Depth from the camera" if request.source == "DEPTH" else "Starting from the render"
-            raise scene_capture.CaptureError(what + " needs an active camera: add a camera, or make one "
-                                             "the scene's camera (Scene properties > Camera).")
-        size = request.size
-        if not size:
-            size = framing.size_at_native_area(scene_capture.render_aspect(context.scene),
-                                               *jobs.native_size(request.server, request.token))
-        width, height = (int(side) for side in size.lower().split("x"))
-        if request.source == "DEPTH":
-            return dataclasses.replace(request, size=size, depth=scene_capture.depth_picture(context, width, height))
-        return dataclasses.replace(request, size=size, image=scene_capture.render_picture(
-            context, width, height, self.render_engine))
+        size, pictures = camera_pictures(context, request.source, request.size, request.server, request.token,
+                                         self.render_engine)
+        return dataclasses.replace(request, size=size, **pictures)
 
     def _place(self, context, images, view):
         names = []
@@ -255,11 +271,15 @@ class VOICEBRUSH_OT_record(Operator):
 
     def execute(self, context):
         prefs = preferences.preferences(context)
+        self._take = None
         try:
-            wav = record(self.seconds, prefs.input_device or None)
+            wav = record(self.seconds, prefs.input_device or None,
+                         on_started=lambda recorder: self._start_streaming(context, recorder))
         except MicrophoneError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        except REQUEST_ERRORS as exc:
+            return report_failure(self, exc)
         return self._use_recording(context, wav, blocking=True)
 
     def invoke(self, context, event):
@@ -275,6 +295,11 @@ class VOICEBRUSH_OT_record(Operator):
         except MicrophoneError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        try:
+            self._start_streaming(context, self._recorder)
+        except REQUEST_ERRORS as exc:
+            self._recorder.stop()
+            return report_failure(self, exc)
         self._key = event.type if self.mode == "PUSH_TO_TALK" else None
         self._transcription = None
         state.__init__()
@@ -297,6 +322,8 @@ class VOICEBRUSH_OT_record(Operator):
 
         if event.type == "ESC" and event.value == "PRESS":
             self._recorder.stop()
+            if self._take is not None:
+                self._take.cancel()
             self._end_modal(context)
             self.report({"INFO"}, "Voicebrush: recording discarded")
             return {"CANCELLED"}
@@ -308,6 +335,8 @@ class VOICEBRUSH_OT_record(Operator):
         elif event.type == "TIMER":
             state.seconds = self._recorder.seconds
             state.level = self._recorder.level
+            if self._take is not None:
+                state.partial = self._take.partial  # the words so far, streamed: (text, stable)
             panel.redraw(context)
             stop = state.stop_requested or self._recorder.full
         if not stop:
@@ -323,8 +352,36 @@ class VOICEBRUSH_OT_record(Operator):
             self._end_modal(context)
         return result
 
+    def _start_streaming(self, context, recorder):
+        """When the picture follows the recording, stream the take while it is recorded: the daemon
+        hears it as it is spoken (the panel shows the words live) and draws the moment it ends.
+
+        The pictures a source needs are taken now, and the seed picked, as Generate would.
+        A daemon without streaming gets the whole take at the end (the client's fallback)."""
+        self._take = None
+        settings = panel.settings_of(context)
+        if self.target != "PROMPT" or not settings.generate_after_recording:
+            return
+        prefs = preferences.preferences(context)
+        options = panel.generation_options(context)
+        options["seed"] = jobs.pick_seed(options["seed"])
+        targets = projection.targets(context) if options["placement"] == "PROJECT" else []
+        placement.check_possible(context, options["placement"], targets)
+        size, pictures = camera_pictures(context, options["source"], options["size"], prefs.server, prefs.token,
+                                         options["render_engine"])
+        request = jobs.GenerationRequest(negative_prompt=options["negative_prompt"].strip(), seed=options["seed"],
+                                         steps=options["steps"], size=size, source=options["source"],
+                                         strength=options["strength"])
+        client = Client(prefs.server or None, prefs.token, timeout=jobs.NETWORK_TIMEOUT_S)
+        take = client.start_dictation(rate=recorder.sample_rate, **dict(request.options(), **pictures))
+        recorder.listen(take.push)
+        self._take, self._take_options = take, dict(options, size=size)
+
     def _use_recording(self, context, wav, blocking):
+        take, self._take = getattr(self, "_take", None), None
         if wav_seconds(wav) < SHORTEST_RECORDING_S:
+            if take is not None:
+                take.cancel()
             self.report({"WARNING"}, "Voicebrush: the recording was too short; hold the key while you speak.")
             return {"CANCELLED"}
         settings = panel.settings_of(context)
@@ -332,11 +389,13 @@ class VOICEBRUSH_OT_record(Operator):
         if self.target == "STORYBOARD":
             return self._storyboard(context, save_recording(wav), blocking)
         if settings.generate_after_recording:
-            path = save_recording(wav)
-            options = panel.generation_options(context)
+            if take is not None:  # streamed: the daemon has heard it all but the end
+                spoken = dict(self._take_options, dictation=jobs.keep_dictation(take))
+            else:
+                spoken = dict(panel.generation_options(context), audio_path=save_recording(wav))
             try:
                 result = bpy.ops.voicebrush.generate("EXEC_DEFAULT" if blocking else "INVOKE_DEFAULT",
-                                                     audio_path=path, prompt="", **options)
+                                                     prompt="", **spoken)
             except RuntimeError as exc:  # background mode turns the reported error into this
                 self.report({"ERROR"}, str(exc).replace("Error: ", "", 1).strip())
                 return {"CANCELLED"}

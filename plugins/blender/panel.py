@@ -59,6 +59,28 @@ class VoicebrushSettings(PropertyGroup):
     )
 
 
+def live_words(text, stable):
+    """(settled words, the tail that may still change) of a streamed take's partial transcript."""
+    text, stable = (text or "").strip(), (stable or "").strip()
+    if stable and text.startswith(stable):
+        return stable, text[len(stable):].strip()
+    return "", text
+
+
+def draw_live_words(layout, text, stable):
+    """The words heard so far while recording: the settled part as usual, the changing tail greyed."""
+    settled, tail = live_words(text, stable)
+    if not settled and not tail:
+        return
+    box = layout.box()
+    if settled:
+        box.label(text=settled, icon="OUTLINER_OB_SPEAKER")
+    if tail:
+        row = box.row()
+        row.active = False  # greyed: these words may still change
+        row.label(text=tail, icon="BLANK1" if settled else "OUTLINER_OB_SPEAKER")
+
+
 def settings_of(context):
     return context.scene.voicebrush
 
@@ -126,6 +148,7 @@ class VIEW3D_PT_voicebrush(Panel):
             row.operator("voicebrush.record", text="Stop  %.1f s" % recording.seconds, icon="SNAP_FACE",
                          depress=True).mode = "TOGGLE"
             column.progress(factor=recording.level, text="Level")
+            draw_live_words(column, *recording.partial)
         elif recording.transcribing:
             row.label(text="Transcribing...", icon="SORTTIME")
         else:

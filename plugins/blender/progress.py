@@ -8,6 +8,7 @@ class RecordingState(object):
         self.seconds = 0.0
         self.level = 0.0
         self.stop_requested = False
+        self.partial = ("", "")  # a streamed take's words so far: (text, the stable prefix of it)
         self.operator = None  # the modal operator recording now
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ADDON, PROMPT, USER_RESOURCES, drive, event
+from conftest import ADDON, PROMPT, USER_RESOURCES, daemon_client, drive, event
 
 
 def running_operator(addon):
@@ -141,24 +141,68 @@ def test_push_to_talk_fills_the_transcript(scene, bpy, addon, ui_mode, microphon
     assert not addon.progress.recording.active
 
 
-def test_toggle_recording_then_generates(scene, bpy, addon, ui_mode, microphone):
+def test_toggle_recording_streams_then_generates(scene, bpy, addon, ui_mode, microphone, monkeypatch):
+    """The take streams while it is recorded: live words in the panel, partials before the transcript."""
     settings = scene.scene.voicebrush
     settings.generate_after_recording = True
     settings.placement = "REFERENCE"
     settings.steps = 2
     assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"RUNNING_MODAL"}
     recorder = addon.progress.recording.operator
+    take = recorder._take
+    assert take is not None and take.streaming, "the daemon streams: the take goes up as it is recorded"
     wait_for_the_whole_clip(recorder)
-    # The second click on the Record button stops it.
+    deadline = time.monotonic() + 60
+    while not take.partial[0] and time.monotonic() < deadline:  # the daemon decodes as the audio comes
+        time.sleep(0.05)
+    assert take.partial[0].strip(), "a partial transcript while still recording"
+    # The panel shows the words live: what it draws on the redraw of the next timer event.
+    drawn_live = []
+    real_redraw = addon.panel.redraw
+    monkeypatch.setattr(addon.panel, "redraw", lambda context: (
+        drawn_live.extend(draw_panel(bpy, addon, context)) if addon.progress.recording.active else None,
+        real_redraw(context)))
+    # The clip filled the recording: the next timer event ends it, as the second click would.
+    assert drive(recorder, scene) == {"FINISHED"}
+    settled, tail = addon.panel.live_words(*take.partial)
+    assert ("label", settled or tail) in drawn_live, drawn_live
+    job, generator = running_operator(addon)
+    assert job.request.dictation and not job.request.audio_path
+    assert drive(generator, scene) == {"FINISHED"}
+    assert "partial" in job.events_seen and "transcript" in job.events_seen
+    assert job.events_seen.index("partial") < job.events_seen.index("transcript") < job.events_seen.index("done")
+    image = bpy.context.active_object.data
+    assert image.packed_file is not None and image["transcript"].strip()
+    assert settings.transcript == image["prompt"], "what was heard shows in the panel, ready to edit"
+    assert daemon_client(addon).get_job(image["job"])["status"] == "done"
+
+
+def test_without_streaming_the_whole_take_is_uploaded(scene, bpy, addon, ui_mode, microphone, monkeypatch):
+    """A daemon that has no streaming answers a stream_audio job as it answers any job without a
+    prompt (400 on `prompt`); the client then keeps the take and uploads it whole at the end."""
+    client_class = addon.voicebrush_client.Client
+    real_call = client_class._call
+
+    def older_daemon(self, method, path, body=None, *args, **kwargs):
+        if method == "POST" and path == "/v1/jobs" and body and b'"stream_audio"' in body:
+            raise addon.voicebrush_client.VoicebrushError("prompt is required", code="invalid_value", status=400,
+                                                          param="prompt")
+        return real_call(self, method, path, body, *args, **kwargs)
+
+    monkeypatch.setattr(client_class, "_call", older_daemon)
+    settings = scene.scene.voicebrush
+    settings.generate_after_recording, settings.placement, settings.steps = True, "REFERENCE", 2
+    assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"RUNNING_MODAL"}
+    recorder = addon.progress.recording.operator
+    assert recorder._take is not None and not recorder._take.streaming
+    wait_for_the_whole_clip(recorder)
     assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"FINISHED"}
     assert drive(recorder, scene) == {"FINISHED"}
     job, generator = running_operator(addon)
-    assert job.request.audio_path.endswith(".wav") and os.path.getsize(job.request.audio_path) > 100000
     assert drive(generator, scene) == {"FINISHED"}
+    assert "partial" not in job.events_seen
     image = bpy.context.active_object.data
-    heard = image["transcript"].lower()
-    assert sum(word in heard for word in ("misty", "harbo", "dawn", "wide", "shot")) >= 2, heard
-    assert settings.transcript == image["prompt"], "what was heard shows in the panel, ready to edit"
+    assert image.packed_file is not None and image["transcript"].strip()
 
 
 def test_recording_from_a_missing_microphone_says_so(scene, bpy, addon, ui_mode):
