@@ -89,16 +89,38 @@ async def test_every_json_body_agrees_with_its_served_schema(client, document):
     assert not disagreements, "accepted by only one side:\n" + "\n".join(map(repr, disagreements))
 
 
+def outcome(model, body):
+    """The options a body gives, or how it is refused."""
+    try:
+        return validate(model, body, strings=False, context={"schedulers": SCHEDULERS}).to_options()
+    except ApiError as error:
+        return ("refused", error.code, error.param)
+
+
 async def test_null_means_the_default_for_every_optional_field(client, document):
+    base = {"prompt": "a fox"}
     for label, model in json_bodies(client.server.app):
         base = minimal_body(label)
-        defaults = validate(model, base, strings=False, context={"schedulers": SCHEDULERS}).to_options()
+        checker = schema_validator(document, model)
         for name, info in model.model_fields.items():
             if info.is_required() or name in base:
                 continue
-            options = validate(model, {**base, name: None}, strings=False, context={"schedulers": SCHEDULERS}).to_options()
-            assert options == defaults, (label, name)
-            assert schema_validator(document, model).is_valid({**base, name: None}), (label, name)
+            # A null field is the field left out: the same options, or the same refusal
+            # (a null prompt where a prompt is needed, as for a JobRequest without stream_audio).
+            absent = {key: value for key, value in base.items() if key != name}
+            assert outcome(model, {**base, name: None}) == outcome(model, absent), (label, name)
+            assert checker.is_valid({**base, name: None}) == checker.is_valid(absent), (label, name)
+            if name not in base:
+                assert checker.is_valid({**base, name: None}), (label, name)
+
+
+async def test_a_streamed_job_is_the_one_json_job_without_a_prompt(client, document):
+    from voicebrush_daemon.server.schemas import JobRequest
+
+    checker = schema_validator(document, JobRequest)
+    for body, valid in [({"stream_audio": True}, True), ({"stream_audio": True, "prompt": None}, True), ({}, False), ({"stream_audio": False}, False), ({"stream_audio": None}, False)]:
+        assert checker.is_valid(body) == valid, body
+        assert (not isinstance(outcome(JobRequest, body), tuple)) == valid, body
 
 
 async def test_size_null_generates_at_the_native_size(client):

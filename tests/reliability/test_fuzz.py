@@ -36,11 +36,24 @@ GENERATING = {
 GENERATION_TIMEOUT_S = 2.0
 # Schema-valid but refused, by rules a JSON schema cannot state: bytes that do not
 # decode as audio, sizes that are not multiples of 8, a form with neither file nor prompt,
-# a script of only shot markers or of more than 64 shots, a shot with nothing to draw.
+# a script of only shot markers or of more than 64 shots, a shot with nothing to draw,
+# raw PCM for a job that is not listening (or of an odd length), a WebSocket route asked
+# over plain HTTP (426: it cannot be fuzzed this way; tests/daemon/test_realtime.py drives it).
+STREAM_AUDIO = "POST /v1/jobs/{job_id}/audio"
 SEMANTIC_RULES = {
     "POST /v1/audio/transcriptions", "POST /v1/images/generations", "POST /v1/jobs",
-    "POST /v1/storyboards", "POST /v1/storyboards/{board_id}/shots/{index}",
+    "POST /v1/storyboards", "POST /v1/storyboards/{board_id}/shots/{index}", STREAM_AUDIO, "GET /v1/realtime",
 }
+
+
+@schemathesis.serializer("audio/L16", "audio/pcm")
+def raw_pcm(ctx, value) -> bytes:
+    """The streamed take's body is raw bytes; whatever the fuzzer made becomes bytes."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    return repr(value).encode()
 
 
 def fuzz_operation(operation, mode, examples, url, session, tally, failures, **fixed):
@@ -57,6 +70,12 @@ def fuzz_operation(operation, mode, examples, url, session, tally, failures, **f
     @given(case=operation.as_strategy(generation_mode=mode, **fixed))
     def run(case):
         timeout = GENERATION_TIMEOUT_S if label == "POST /v1/images/generations" else 30
+        if label == STREAM_AUDIO and mode == GenerationMode.POSITIVE and not fixed:
+            # Schema-valid audio goes to a job that is really listening: a fresh one per case.
+            opened = session.post(f"{url}/v1/jobs", json={"stream_audio": True, "steps": 1, "size": "64x64"}, timeout=30)
+            assert opened.status_code == 202, opened.text
+            case.path_parameters = {**(case.path_parameters or {}), "job_id": opened.json()["id"]}
+            tally["listening takes fuzzed"] += 1
         try:
             response = case.call(base_url=url, session=session, timeout=timeout)
         except requests.exceptions.ReadTimeout:
@@ -77,7 +96,7 @@ def fuzz_operation(operation, mode, examples, url, session, tally, failures, **f
                 problems.append(f"error shape: {exc!r}: {response.text[:300]}")
         if problems:
             failures.append((label, mode.value, response.status_code, case.as_curl_command(), problems))
-        if label == "POST /v1/jobs" and response.status_code == 202:
+        if label in ("POST /v1/jobs", STREAM_AUDIO) and response.status_code in (200, 202):
             session.delete(f"{url}/v1/jobs/{response.json()['id']}", timeout=30)
         if label.startswith("POST /v1/storyboards") and response.status_code == 202:
             session.delete(f"{url}/v1/storyboards/{response.json()['id']}", timeout=30)
@@ -108,7 +127,7 @@ def test_fuzz_every_route_from_openapi(served_app):
     assert {op.label for op in operations} >= {
         "GET /v1/health", "GET /v1/models", "POST /v1/audio/transcriptions", "POST /v1/images/generations",
         "POST /v1/jobs", "GET /v1/jobs", "GET /v1/jobs/{job_id}", "DELETE /v1/jobs/{job_id}",
-        "GET /v1/jobs/{job_id}/events", "GET /v1/images/{name}.png",
+        "GET /v1/jobs/{job_id}/events", "GET /v1/images/{name}.png", STREAM_AUDIO, "GET /v1/realtime",
         "POST /v1/storyboards", "GET /v1/storyboards", "GET /v1/storyboards/{board_id}", "DELETE /v1/storyboards/{board_id}",
         "GET /v1/storyboards/{board_id}/events", "POST /v1/storyboards/{board_id}/shots/{index}",
         "GET /v1/storyboards/{board_id}/sheet.png", "GET /v1/storyboards/{board_id}/sheet.pdf",
@@ -133,12 +152,14 @@ def test_fuzz_every_route_from_openapi(served_app):
     for label, count in per_operation.items():
         print(f"  {label}: {count}")
     print(f"  dropped by the client after {GENERATION_TIMEOUT_S} s: {tally['dropped by the client (timeout)']}")
+    print(f"  listening takes fuzzed with schema-valid audio: {tally['listening takes fuzzed']}")
     report = "\n\n".join(f"{label} [{mode}] -> {status}\n{curl}\n" + "\n".join(problems) for label, mode, status, curl, problems in failures[:8])
     assert not failures, f"{len(failures)} failing cases; the first:\n{report}"
     assert not any(isinstance(k, int) and k >= 500 for k in tally)
     assert sum(per_operation.values()) >= 300
     # Every route answered something other than errors at least once.
     assert tally[200] and tally[202] and tally[400] and tally[404]
+    assert tally["listening takes fuzzed"] and tally[426]  # the streaming routes were reached
     # The daemon is still whole: idle (dropped generations were cancelled), and serving.
     served.wait_idle(timeout=60)
     assert session.get(served.url + "/v1/health", timeout=10).json()["status"] == "ok"

@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 QUEUED, TRANSCRIBING, GENERATING = "queued", "transcribing", "generating"
+LISTENING = "listening"  # a streamed dictation whose audio is still arriving (jobs/listening.py)
 DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
-ACTIVE = frozenset({QUEUED, TRANSCRIBING, GENERATING})
+ACTIVE = frozenset({LISTENING, QUEUED, TRANSCRIBING, GENERATING})
 TERMINAL = frozenset({DONE, FAILED, CANCELLED})
 
 DICTATION, GENERATION = "dictation", "generation"

@@ -57,6 +57,7 @@ class _JobWork:
     samples: np.ndarray | None = None  # decoded speech for a dictation job
     language: str | None = None
     pictures: PictureInputs | None = None  # what it starts from (imaging.inputs), if anything
+    heard: Transcript | None = None  # a streamed take, already transcribed as it was spoken
     cancel: threading.Event = field(default_factory=threading.Event)
     enqueued: float = field(default_factory=time.perf_counter)
     lane: str | None = None  # a storyboard's id: its shots take turns with other requests as one
@@ -110,6 +111,10 @@ class JobQueue:
         # route that left (client gone) never leaves a result behind in memory.
         self.fresh_pngs: dict[str, list[bytes]] = {}
         self._png_waiters: set[str] = set()
+        # Held around every call into the speech engine: live takes are transcribed on a
+        # thread of their own (jobs/live_transcription.py), and openai-whisper's decoder
+        # is not safe to run twice at once (its KV cache hangs on the shared model).
+        self.speech_lock = threading.Lock()
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -202,12 +207,14 @@ class JobQueue:
         language: str | None = None,
         pictures: PictureInputs | None = None,
         lane: str | None = None,
+        heard: Transcript | None = None,
     ) -> Job:
         """Queue a job; returns a copy of its record as accepted (the worker changes the live one).
 
         `pictures` (imaging.inputs.picture_inputs / openai_edit_inputs) set the job's mode
         and strength; a mode whose weights are missing is a 400 `model_unavailable` here.
-        Jobs given the same `lane` wait as one request (a storyboard's shots)."""
+        Jobs given the same `lane` wait as one request (a storyboard's shots).
+        `heard`: the transcript of a streamed take, so the worker goes straight to generating."""
         engines = self._require_ready()
         # Every generating route comes through here: a job cancel could not stop for
         # minutes is refused before it is queued. Without a size (a spoken aspect, a
@@ -219,7 +226,7 @@ class JobQueue:
                 engines.image.require_mode(pictures.mode)
             except ModelUnavailable as exc:
                 raise ApiError(400, str(exc), "model_unavailable", param=pictures.mode) from None
-        work = _JobWork(job, options, samples, language, pictures, lane=lane)
+        work = _JobWork(job, options, samples, language, pictures, heard, lane=lane)
         if self._queue.refuses(work):  # only the event loop submits, so checking first is not racy
             self._put(None)  # raises the 429
         job.model = engines.image.model_id
@@ -325,7 +332,8 @@ class JobQueue:
         if not item.future.set_running_or_notify_cancel():
             return  # the client went away while it waited
         try:
-            transcript = self.engines.speech.transcribe(item.samples, item.options)
+            with self.speech_lock:
+                transcript = self.engines.speech.transcribe(item.samples, item.options)
         except ApiError as exc:  # the engine's own verdict on the input (e.g. unknown language)
             item.future.set_exception(ApiError(exc.status, exc.message, exc.code, param=exc.param))
             return
@@ -394,12 +402,15 @@ class JobQueue:
                 self._save(job)
                 if size is None:  # the canvas's shape wins over a spoken aspect
                     size = size_for_input(pictures.frame, engines.image.native_size)
-            if work.samples is not None:
-                job.status = TRANSCRIBING
-                self._save(job)
-                started = time.perf_counter()
-                heard = engines.speech.transcribe(work.samples, TranscribeOptions(language=work.language))
-                job.timings["transcribe_s"] = round(time.perf_counter() - started, 4)
+            if work.samples is not None or work.heard is not None:
+                heard = work.heard
+                if heard is None:
+                    job.status = TRANSCRIBING
+                    self._save(job)
+                    started = time.perf_counter()
+                    with self.speech_lock:
+                        heard = engines.speech.transcribe(work.samples, TranscribeOptions(language=work.language))
+                    job.timings["transcribe_s"] = round(time.perf_counter() - started, 4)
                 job.transcript = heard.text.strip()
                 said = spoken.interpret(job.transcript)
                 prompt = options.prompt or said.prompt  # a typed prompt overrides the speech
@@ -415,9 +426,11 @@ class JobQueue:
                 if work.cancel.is_set():
                     self._finish(job, CANCELLED)
                     return
-            elif job.kind == DICTATION and prompt:
+            elif job.kind == DICTATION and prompt and job.storyboard is None:
                 # Typed for our own route: the same controls as speech (spoken.py), so
                 # typing and saying "..., wide shot, without people" draw the same picture.
+                # Not for a storyboard's shot: the board already read each shot's controls
+                # (and keeps its format words, since the board's frame is fixed).
                 said = spoken.read_controls(prompt)
                 prompt = said.prompt or prompt
                 negative = ", ".join(p for p in (negative, said.negative_prompt) if p)

@@ -34,6 +34,9 @@ class Endpoint:
     json: type[BaseModel] | None = None  # an application/json body
     form: type[BaseModel] | None = None  # a multipart/form-data body (fields typed Upload are file parts)
     query: type[BaseModel] | None = None  # the query string
+    # A body that is not JSON or a form ({content type: JSON schema}), e.g. a raw audio
+    # stream: documented here, read and checked by the handler itself.
+    raw: dict[str, Any] | None = None
     responses: dict[int, ResponseSpec] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     public: bool = False  # True: no token needed (health)

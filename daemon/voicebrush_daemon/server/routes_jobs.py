@@ -12,6 +12,7 @@ from ..errors import ApiError, InvalidAudio
 from ..jobs.model import DICTATION, TERMINAL, Job, new_job_id
 from ..options import GenerationOptions
 from .endpoint import endpoint
+from .routes_stream import LISTENING
 from .schemas import JobEvent, JobForm, JobList, JobListQuery, JobRequest, JobView
 from .state import HUB, JOBS, STORE, image_url_maker
 
@@ -57,15 +58,20 @@ def find_job(request: web.Request) -> Job:
 
 @routes.post("/v1/jobs")
 @endpoint(
-    "Queue a dictation job (audio and/or prompt); it runs whether or not anyone listens",
+    "Queue a dictation job (audio and/or prompt), or with stream_audio one that listens for its audio; it runs whether or not anyone listens",
     json=JobRequest,
     form=JobForm,
     generates=True,
-    responses={202: ("Queued", JobView)},
+    responses={202: ("Queued (status queued), or listening for its audio (stream_audio: status listening)", JobView)},
     errors=(400, 413, 429, 503),
 )
 async def create_job(request: web.Request, body: JobRequest | JobForm) -> web.Response:
     queue = request.app[JOBS]
+    if isinstance(body, JobRequest) and body.stream_audio:
+        job, options = job_from_options(DICTATION, body.to_options())
+        language = body.language.lower() if body.language else None
+        accepted = request.app[LISTENING].open(job, options, language=language)
+        return web.json_response(accepted.public(image_url_maker(request)), status=202)
     samples, language = None, None
     if isinstance(body, JobForm):
         language = body.language.lower() if body.language else None
@@ -94,7 +100,7 @@ async def get_job(request: web.Request) -> web.Response:
 @endpoint("Cancel; stops within one denoising step. The job as it then stands.", responses={200: ("Job", JobView)}, errors=(404,))
 async def cancel_job(request: web.Request) -> web.Response:
     job = find_job(request)
-    request.app[JOBS].cancel(job.id)
+    request.app[LISTENING].cancel(job.id) or request.app[JOBS].cancel(job.id)
     # The worker confirms within one step; wait briefly so the answer is usually final.
     for _ in range(50):
         if job.status in TERMINAL:

@@ -150,7 +150,24 @@ class ImageGenerationRequest(GenerationFields):
 
 
 class JobRequest(GenerationFields):
-    """POST /v1/jobs as JSON: a typed prompt."""
+    """POST /v1/jobs as JSON: a typed prompt, or a spoken one streamed as it is recorded."""
+
+    # Either a prompt or stream_audio: the schema says so too (json_schema_extra below).
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["prompt"], "properties": {"prompt": {"type": "string"}}}, {"required": ["stream_audio"], "properties": {"stream_audio": {"const": True}}}]})
+
+    prompt: Prompt | None = Field(None, description="What to draw; required unless stream_audio, where it overrides the transcript.")
+    stream_audio: bool | None = Field(
+        None,
+        description="true: the job starts listening (status listening) for its spoken prompt, sent to "
+        "POST /v1/jobs/{id}/audio as raw PCM while it is recorded; partial events show the words as they come.",
+    )
+    language: Language | None = Field(None, description="With stream_audio: the language of the speech (ISO-639-1); default: detect.")
+
+    @model_validator(mode="after")
+    def _prompt_or_stream(self) -> "JobRequest":
+        if not self.stream_audio and not self.prompt:
+            raise PydanticCustomError("missing_field", "'prompt' is required unless 'stream_audio' is true.", {"param": "prompt"})
+        return self
 
 
 class JobForm(GenerationFields):
@@ -179,6 +196,7 @@ class TranscriptionForm(RequestModel):
     prompt: Annotated[str, Field(description="Text to steer spelling and style (the first 1000 characters count)."), AfterValidator(lambda v: v[:1000])] | None = None
     temperature: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, description="Sampling temperature; default 0.")] | None = None
     response_format: Literal["json", "text", "verbose_json", "srt", "vtt"] | None = Field(None, description="json (default), text, verbose_json, srt or vtt.")
+    stream: bool | None = Field(None, description="true: answer Server-Sent Events, transcript.text.delta then transcript.text.done (OpenAI's), instead of one body.")
 
     def to_options(self) -> TranscribeOptions:
         return TranscribeOptions(
@@ -308,7 +326,7 @@ class JobView(AnswerModel):
     id: str = Field(pattern=JOB_ID_PATTERN)
     object: str | None = None
     kind: Literal["dictation", "generation"] | None = None
-    status: Literal["queued", "transcribing", "generating", "done", "failed", "cancelled"]
+    status: Literal["listening", "queued", "transcribing", "generating", "done", "failed", "cancelled"]
     created: int
     finished: int | None = None
     transcript: str | None
@@ -325,7 +343,7 @@ class JobView(AnswerModel):
     images: list[str] = Field(description="Absolute URLs of the PNGs.")
     error: ErrorBody | None = Field(
         description="Set when failed (codes include no_speech, out_of_memory, engine_error, storage_error, interrupted, "
-        "invalid_language) or cancelled by a shutdown (shutdown)."
+        "invalid_language, and for a streamed take audio_timeout, payload_too_large, invalid_audio) or cancelled by a shutdown (shutdown)."
     )
     timings: dict[str, float] | None = None
     storyboard: str | None = Field(None, description="The storyboard whose shot this job draws.")
@@ -338,11 +356,13 @@ class JobList(AnswerModel):
 
 
 class JobEvent(AnswerModel):
-    """One Server-Sent Event: an `event:` line naming it and a JSON `data:` line. transcript
+    """One Server-Sent Event: an `event:` line naming it and a JSON `data:` line. While a streamed
+    take is recorded, partial {id, text, stable, audio_s}: the words so far, the prefix of them that
+    will not change any more, and how many seconds of audio they cover. Then transcript
     {id, transcript, prompt, negative_prompt}, progress {id, step, steps, preview?: base64
     JPEG}, then one of done, failed, cancelled, whose data is the job; the stream then ends."""
 
-    event: Literal["transcript", "progress", "done", "failed", "cancelled"]
+    event: Literal["partial", "transcript", "progress", "done", "failed", "cancelled"]
     data: str = Field(json_schema_extra={"contentMediaType": "application/json"})
 
 
@@ -360,3 +380,22 @@ class PruneResult(AnswerModel):
     policy: str
     deleted: list[str] = Field(description="The ids of the jobs deleted (or, with dry_run, that would be).")
     kept: int
+
+
+class StreamedTranscript(AnswerModel):
+    """The answer to a streamed take: its final transcript, exactly what POST
+    /v1/audio/transcriptions gives for the same samples. The job goes on to generate."""
+
+    text: str
+    id: str = Field(pattern=JOB_ID_PATTERN)
+    model: str | None = None
+    language: str | None = None
+    duration: float | None = None
+
+
+class TranscriptStreamEvent(AnswerModel):
+    """stream=true: `data:` lines of transcript.text.delta {type, delta}, then transcript.text.done {type, text}."""
+
+    type: Literal["transcript.text.delta", "transcript.text.done"]
+    delta: str | None = None
+    text: str | None = None
