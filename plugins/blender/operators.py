@@ -63,7 +63,10 @@ def camera_pictures(context, source, size, server, token, render_engine="SCENE")
                                          "the scene's camera (Scene properties > Camera).")
     if not size:
         size = framing.size_at_native_area(scene_capture.render_aspect(context.scene), *jobs.native_size(server, token))
-    width, height = (int(side) for side in size.lower().split("x"))
+    try:
+        width, height = (int(side) for side in size.lower().split("x"))
+    except ValueError:
+        raise VoicebrushError("Size must be WxH in pixels, such as 768x432, not %r." % size, code="invalid_value")
     if source == "DEPTH":
         return size, {"depth": scene_capture.depth_picture(context, width, height)}
     return size, {"image": scene_capture.render_picture(context, width, height, render_engine)}
