@@ -3,13 +3,14 @@
 Both are taken on the main thread (bpy is not thread-safe) before the request goes to
 the daemon, at the generation size, from the scene's active camera.
 
-Depth is measured by casting rays into the evaluated depsgraph (`Scene.ray_cast`):
-it sees modifiers and instances as the camera does, needs no render engine and no
-GPU, and touches no scene setting. Measured in the bpy module against Cycles' Z pass
-(compositor File Output to EXR): the same planar depths to 4e-6 m (median), 0.17 s
-for 256x144 rays, against 0.12 s for a 1-sample Cycles render whose setup grows with
-the scene's materials and textures (Workbench: 0.35 s; EEVEE cannot compile its
-shaders headless in reasonable time here: 161 s).
+Depth is measured by casting rays into one BVH tree of the evaluated depsgraph's
+triangles: it sees modifiers and instances as the camera does, looks through what the
+render hides, needs no render engine and no GPU, and touches no scene setting.
+Measured in the bpy module against Cycles' Z pass (compositor File Output to EXR): the
+same planar depths to 5e-6 m (median), 0.07 s for 256x144 rays (0.24 s with 400 objects;
+Scene.ray_cast, which visits every object per ray, took 4.7 s there), against 0.12 s for
+a 1-sample Cycles render whose setup grows with the scene's materials and textures
+(Workbench: 0.35 s; EEVEE cannot compile its shaders headless in reasonable time here: 161 s).
 """
 
 import os
@@ -18,13 +19,12 @@ import tempfile
 import bpy
 import numpy as np
 from mathutils import Vector
+from mathutils.bvhtree import BVHTree
 
 from . import depthmap
 
-# A ray that hits something hidden from the render goes on behind it this many times at most.
-MAX_HIDDEN_SURFACES = 8
-# How far past a hidden surface a ray starts again, in scene units.
-SKIP_DISTANCE = 1e-4
+# Object types whose surfaces a render draws and that convert to a mesh.
+GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "FONT", "META"}
 
 RENDER_ENGINES = (
     ("SCENE", "Scene's Engine", "Render with the scene's own render engine and settings"),
@@ -80,24 +80,16 @@ def camera_depths(context, columns, rows):
     camera_plane = float(np.dot(forward, position))
     forward = Vector(forward.tolist())
 
-    ray_cast = scene.ray_cast
-    hidden = {}
+    tree = _scene_tree(scene, depsgraph)
     depths = np.full(rows * columns, np.inf)
-    for index, (origin, direction, limit) in enumerate(zip(world_origins.reshape(-1, 3).tolist(),
-                                                            world_directions.reshape(-1, 3).tolist(),
-                                                            length.reshape(-1).tolist())):
-        for _ in range(MAX_HIDDEN_SURFACES):
-            hit, point, _normal, _face, obj, _matrix = ray_cast(depsgraph, origin, direction, distance=limit)
-            if not hit:
-                break
-            if not _hidden_in_render(obj, hidden):
-                depths[index] = point.dot(forward) - camera_plane
-                break
-            travelled = sum((p - o) * d for p, o, d in zip(point, origin, direction)) + SKIP_DISTANCE
-            origin = [p + d * SKIP_DISTANCE for p, d in zip(point, direction)]
-            limit -= travelled
-            if limit <= 0:
-                break
+    if tree is None:
+        return depths.reshape(rows, columns)
+    ray_cast = tree.ray_cast
+    rays = zip(world_origins.reshape(-1, 3).tolist(), world_directions.reshape(-1, 3).tolist(), length.reshape(-1).tolist())
+    for index, (origin, direction, limit) in enumerate(rays):
+        point = ray_cast(origin, direction, limit)[0]
+        if point is not None:
+            depths[index] = point.dot(forward) - camera_plane
     return depths.reshape(rows, columns)
 
 
@@ -107,14 +99,55 @@ def depth_picture(context, width, height):
     return depthmap.depth_png(camera_depths(context, columns, rows), width, height)
 
 
-def _hidden_in_render(obj, cache):
-    """The viewport depsgraph holds what the viewport shows; skip what the render leaves out."""
-    original = getattr(obj, "original", obj)
-    name = original.name_full
-    if name not in cache:
-        collections = original.users_collection
-        cache[name] = bool(original.hide_render or (collections and all(c.hide_render for c in collections)))
-    return cache[name]
+def _scene_tree(scene, depsgraph):
+    """One BVH tree of every triangle the render would draw, in world space, or None if there are none.
+
+    Built from the evaluated depsgraph's object instances, so modifiers, geometry-node and
+    collection instances are there as the camera sees them. One tree: Scene.ray_cast looks
+    at every object for every ray, which measured 4.7 s for 256x144 rays in a scene of 400 cubes.
+    """
+    hidden = _hidden_in_render(scene)
+    chunks, triangles, offset = [], [], 0
+    for instance in depsgraph.object_instances:
+        obj = instance.object
+        if obj.type not in GEOMETRY_TYPES or _original_name(obj) in hidden:
+            continue
+        if instance.is_instance and instance.parent is not None and _original_name(instance.parent) in hidden:
+            continue
+        matrix = np.array(instance.matrix_world, dtype=np.float64)
+        mesh = obj.data if obj.type == "MESH" else obj.to_mesh()
+        try:
+            if mesh is None or not len(mesh.loop_triangles):
+                continue
+            points = np.empty(len(mesh.vertices) * 3, dtype=np.float64)
+            mesh.vertices.foreach_get("co", points)
+            corners = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int64)
+            mesh.loop_triangles.foreach_get("vertices", corners)
+        finally:
+            if obj.type != "MESH":
+                obj.to_mesh_clear()
+        points = points.reshape(-1, 3) @ matrix[:3, :3].T + matrix[:3, 3]
+        chunks.append(points)
+        triangles.append(corners.reshape(-1, 3) + offset)
+        offset += len(points)
+    if not chunks:
+        return None
+    return BVHTree.FromPolygons(np.concatenate(chunks).tolist(), np.concatenate(triangles).tolist(),
+                                all_triangles=True)
+
+
+def _original_name(obj):
+    return getattr(obj, "original", obj).name
+
+
+def _hidden_in_render(scene):
+    """Names of the objects the viewport depsgraph holds but the render leaves out."""
+    hidden = set()
+    for obj in scene.objects:
+        collections = obj.users_collection
+        if obj.hide_render or (collections and all(collection.hide_render for collection in collections)):
+            hidden.add(obj.name)
+    return hidden
 
 
 # -- render ---------------------------------------------------------------------
