@@ -24,7 +24,11 @@ from urllib.parse import quote, urljoin, urlsplit
 DEFAULT_SERVER = "http://127.0.0.1:7860"
 
 # Options that /v1/jobs and /v1/images/generations understand besides the prompt.
-GENERATION_OPTIONS = ("negative_prompt", "seed", "steps", "size", "n", "guidance_scale", "scheduler")
+GENERATION_OPTIONS = ("negative_prompt", "seed", "steps", "size", "n", "guidance_scale", "scheduler", "strength")
+
+# The pictures a job can start from (PNG bytes), by the role /v1/jobs gives each:
+# image (img2img), image + mask (inpaint: white = repaint), depth (white = near).
+PICTURE_ROLES = ("image", "mask", "depth")
 
 # Options that /v1/storyboards understands besides the script (language: a dictated one).
 STORYBOARD_OPTIONS = ("style", "negative_prompt", "size", "steps", "seed", "seed_mode", "guidance_scale", "scheduler", "language")
@@ -332,11 +336,22 @@ class Client(object):
             raise self._error_from(status, body)
         return data
 
-    def submit_job(self, prompt=None, audio=None, audio_filename="speech.wav", **options):
-        """Queue a job: a typed prompt, or audio (bytes) to transcribe (a prompt then overrides the transcript)."""
+    def submit_job(self, prompt=None, audio=None, audio_filename="speech.wav", image=None, mask=None, depth=None, **options):
+        """Queue a job: a typed prompt, or audio (bytes) to transcribe (a prompt then overrides the transcript).
+
+        `image`, `mask`, `depth` (PNG bytes) are the pictures it starts from: an image is
+        redrawn (img2img, `strength` says how much may change, default 0.75); with a mask
+        only the mask's white part is repainted (inpaint); a depth map (white = near) lays
+        out a new picture (depth). The job record's `mode` says which ran and `inputs`
+        has the stored copies' URLs."""
         fields = _job_fields(prompt, options)
+        files = _picture_files(image=image, mask=mask, depth=depth)
         if audio is not None:
-            body, content_type = encode_multipart(fields, {"file": (audio_filename, audio, _audio_type(audio_filename))})
+            files["file"] = (audio_filename, audio, _audio_type(audio_filename))
+        if files:
+            if audio is None and not fields.get("prompt"):
+                raise VoicebrushError("Type or say a prompt first.", code="empty_prompt")
+            body, content_type = encode_multipart(fields, files)
         else:
             if not fields.get("prompt"):
                 raise VoicebrushError("Type or say a prompt first.", code="empty_prompt")
@@ -412,6 +427,8 @@ class Client(object):
 
     def generate(self, prompt, response_format="b64_json", **options):
         """The OpenAI-compatible image route: PNG bytes for each image, without a job."""
+        if "strength" in options:
+            raise TypeError("generate() is text to image; start from a picture with run_job(image=...)")
         fields = _job_fields(prompt, options)
         fields["response_format"] = response_format
         _, _, data = self._call("POST", "/v1/images/generations", body=json.dumps(fields).encode("utf-8"),
@@ -424,14 +441,16 @@ class Client(object):
     # -- the whole job ------------------------------------------------------
 
     def run_job(self, prompt=None, audio=None, on_event=None, cancelled=None, audio_filename="speech.wav",
-                poll_interval=0.5, **options):
+                poll_interval=0.5, image=None, mask=None, depth=None, **options):
         """Submit a job, follow it to the end and fetch its images.
 
         `on_event(name, data)` sees every event (transcript, progress, the terminal
         one); `cancelled()` returning True cancels the job on the daemon. Raises
         VoicebrushError when the job fails, is cancelled, or the daemon goes away.
+        `image`, `mask`, `depth` and `strength` are submit_job's.
         """
-        job = self.submit_job(prompt=prompt, audio=audio, audio_filename=audio_filename, **options)
+        job = self.submit_job(prompt=prompt, audio=audio, audio_filename=audio_filename,
+                              image=image, mask=mask, depth=depth, **options)
         return self.follow_job(job["id"], on_event=on_event, cancelled=cancelled, poll_interval=poll_interval)
 
     def follow_job(self, job_id, on_event=None, cancelled=None, poll_interval=0.5, events=None):
@@ -887,6 +906,21 @@ def _job_fields(prompt, options):
             continue
         fields[key] = format_size(value) if key == "size" else value
     return fields
+
+
+def _picture_files(**pictures):
+    """Multipart file parts for the pictures given (PNG bytes), by role."""
+    files = {}
+    for role in PICTURE_ROLES:
+        data = pictures.get(role)
+        if data is None:
+            continue
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("%s must be PNG bytes, not %s" % (role, type(data).__name__))
+        if not data:
+            raise VoicebrushError("The %s to start from is empty." % role, code="empty_picture")
+        files[role] = (role + ".png", bytes(data), "image/png")
+    return files
 
 
 def _board_path(board_id):

@@ -139,6 +139,28 @@ async def test_a_typed_prompt_overrides_the_streamed_transcript(client):
     assert job["status"] == "done" and job["prompt"] == "a lighthouse" and job["transcript"] == (await response.json())["text"]
 
 
+async def test_a_streamed_take_over_a_picture_refines_it(client):
+    # Dictation works in every mode: a refine spoken over the canvas, the canvas sent first.
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (20, 120, 200)).save(buffer, format="PNG")
+    canvas = base64.b64encode(buffer.getvalue()).decode()
+    job_id = await open_take(client, image=canvas, strength=0.5)
+    response = await client.post(f"/v1/jobs/{job_id}/audio", data=paced(chunks(clip_pcm("fox.mp3")), realtime=False), headers=pcm_type())
+    assert response.status == 200
+    job = await wait_job(client, job_id)
+    assert job["status"] == "done", job
+    assert job["mode"] == "img2img" and job["strength"] == 0.5 and set(job["inputs"]) == {"image"}
+    from urllib.parse import urlsplit
+
+    stored = await (await client.get(urlsplit(job["inputs"]["image"]).path)).read()
+    assert Image.open(io.BytesIO(stored)).convert("RGB").getpixel((10, 10)) == (20, 120, 200)
+
+
 # ---- limits and faults -------------------------------------------------------------------------
 
 

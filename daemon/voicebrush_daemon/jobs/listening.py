@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from ..errors import ApiError, InvalidAudio
+from ..imaging.inputs import PictureInputs
 from ..live_audio import AudioTooLong, LiveAudio
 from ..options import GenerationOptions
 from ..speech.base import TranscribeOptions, Transcript
@@ -62,6 +63,7 @@ class _Take:
     job: Job
     options: GenerationOptions
     language: str | None
+    pictures: PictureInputs | None  # what it starts from (a refine or fill by voice), if anything
     stopped: asyncio.Future  # resolves to the cancelling error body (or None) when cancelled
     watchdog: asyncio.TimerHandle | None = None
     live: LiveTranscription | None = None
@@ -116,9 +118,12 @@ class Listening:
 
     # ---- a listening job ----------------------------------------------------------
 
-    def open(self, job: Job, options: GenerationOptions, language: str | None = None) -> Job:
-        """Start listening for a job's audio; returns a copy of the record as accepted."""
+    def open(self, job: Job, options: GenerationOptions, language: str | None = None, pictures: PictureInputs | None = None) -> Job:
+        """Start listening for a job's audio; returns a copy of the record as accepted.
+        What would refuse the job once it is heard (too much work, a mode's missing
+        weights) refuses it now, before the artist speaks."""
         engines = self.queue._require_ready()
+        self.queue.check_work_and_mode(options, pictures)
         self._require_slot()
         job.status = LISTENING
         job.model = engines.image.model_id
@@ -127,7 +132,7 @@ class Listening:
         except StorageError as exc:
             log.error("%s", exc)  # the take still runs; health reports the disk problem
         loop = asyncio.get_running_loop()
-        take = _Take(job, options, language, stopped=loop.create_future())
+        take = _Take(job, options, language, pictures, stopped=loop.create_future())
         take.watchdog = loop.call_later(self.limits.audio_timeout_s, self._expire, job.id)
         self._takes[job.id] = take
         return Job.from_dict(job.to_dict())
@@ -179,7 +184,7 @@ class Listening:
             self._takes.pop(job_id, None)
             job.status = QUEUED
             job.timings.update(live.stats.summary())
-            self.queue.submit_job(job, take.options, heard=transcript)
+            self.queue.submit_job(job, take.options, pictures=take.pictures, heard=transcript)
             return transcript
         except asyncio.CancelledError:
             self._abandon(take, CANCELLED, None)

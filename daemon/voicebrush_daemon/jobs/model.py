@@ -38,6 +38,9 @@ class Job:
     scheduler: str | None = None
     model: str | None = None
     step: int = 0
+    # The denoising steps the engine reports it runs: round(strength x steps) from a
+    # picture, more for a second-order scheduler (Heun, DPM2). None until it starts.
+    progress_steps: int | None = None
     images: list[str] = field(default_factory=list)  # image names, served at /v1/images/{name}.png
     mode: str = "text"  # "text", "img2img", "inpaint" or "depth": which inputs it started from
     strength: float | None = None  # how much of the input may change; None for text
@@ -77,7 +80,7 @@ class Job:
             "guidance_scale": self.guidance_scale,
             "scheduler": self.scheduler,
             "model": self.model,
-            "progress": {"step": self.step, "steps": self.steps},
+            "progress": {"step": self.step, "steps": self.progress_steps or self.steps},
             "images": [image_url(name) for name in self.images],
             "mode": self.mode,
             "strength": self.strength,

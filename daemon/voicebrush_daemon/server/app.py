@@ -13,7 +13,7 @@ from ..jobs.listening import Listening, TakeLimits
 from ..jobs.store import JobStore
 from ..jobs.worker import Engines, JobQueue
 from ..settings import Settings
-from . import realtime, routes_audio, routes_history, routes_images, routes_jobs, routes_meta, routes_storyboards, routes_stream
+from . import realtime, routes_a1111, routes_audio, routes_history, routes_images, routes_jobs, routes_meta, routes_storyboards, routes_stream
 from .middleware import error_shape, make_access_middleware, make_cors_headers
 from .retention import retention_ctx
 from .state import HUB, JOBS, SETTINGS, STORE
@@ -35,7 +35,9 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
     # oversized upload and answer 413 in the contract's shape.
     app = web.Application(
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
-        middlewares=[error_shape, make_access_middleware(settings)],
+        # a1111_detail outermost: it adds A1111's `detail` to /sdapi/ errors, every one of
+        # which error_shape has already put in the contract's shape.
+        middlewares=[routes_a1111.a1111_detail, error_shape, make_access_middleware(settings)],
     )
     store = JobStore(settings.data_dir)
     hub = EventHub()
@@ -64,7 +66,7 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
 
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(retention_ctx)  # after lifecycle: the history is open by then
-    for module in (routes_meta, routes_audio, routes_images, routes_jobs, routes_stream, realtime, routes_history):
+    for module in (routes_meta, routes_audio, routes_images, routes_jobs, routes_stream, realtime, routes_history, routes_a1111):
         app.add_routes(module.routes)
     routes_storyboards.install(app, settings, store, hub, queue)
     return app
