@@ -145,8 +145,8 @@ def test_toggle_recording_streams_then_generates(scene, bpy, addon, ui_mode, mic
     """The take streams while it is recorded: live words in the panel, partials before the transcript."""
     settings = scene.scene.voicebrush
     settings.generate_after_recording = True
-    settings.placement = "REFERENCE"
-    settings.steps = 2
+    settings.placement, settings.source = "CAMERA_BACKGROUND", "DEPTH"  # the depth rides along with the take
+    settings.steps, settings.size_mode, settings.long_side = 2, "CAMERA", 128
     assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"RUNNING_MODAL"}
     recorder = addon.progress.recording.operator
     take = recorder._take
@@ -171,10 +171,12 @@ def test_toggle_recording_streams_then_generates(scene, bpy, addon, ui_mode, mic
     assert drive(generator, scene) == {"FINISHED"}
     assert "partial" in job.events_seen and "transcript" in job.events_seen
     assert job.events_seen.index("partial") < job.events_seen.index("transcript") < job.events_seen.index("done")
-    image = bpy.context.active_object.data
-    assert image.packed_file is not None and image["transcript"].strip()
+    image = scene.scene.camera.data.background_images[0].image
+    assert image.packed_file is not None and tuple(image.size) == (128, 72) and image["transcript"].strip()
+    assert (image["source"], image["mode"]) == ("DEPTH", "depth")
     assert settings.transcript == image["prompt"], "what was heard shows in the panel, ready to edit"
-    assert daemon_client(addon).get_job(image["job"])["status"] == "done"
+    record = daemon_client(addon).get_job(image["job"])
+    assert record["status"] == "done" and record["mode"] == "depth" and "depth" in record["inputs"]
 
 
 def test_without_streaming_the_whole_take_is_uploaded(scene, bpy, addon, ui_mode, microphone, monkeypatch):
@@ -192,6 +194,7 @@ def test_without_streaming_the_whole_take_is_uploaded(scene, bpy, addon, ui_mode
     monkeypatch.setattr(client_class, "_call", older_daemon)
     settings = scene.scene.voicebrush
     settings.generate_after_recording, settings.placement, settings.steps = True, "REFERENCE", 2
+    settings.source, settings.render_engine, settings.strength = "RENDER", "WORKBENCH", 0.6
     assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"RUNNING_MODAL"}
     recorder = addon.progress.recording.operator
     assert recorder._take is not None and not recorder._take.streaming
@@ -203,6 +206,8 @@ def test_without_streaming_the_whole_take_is_uploaded(scene, bpy, addon, ui_mode
     assert "partial" not in job.events_seen
     image = bpy.context.active_object.data
     assert image.packed_file is not None and image["transcript"].strip()
+    record = daemon_client(addon).get_job(image["job"])
+    assert record["mode"] == "img2img" and record["strength"] == pytest.approx(0.6), "the render went up with the take"
 
 
 def test_recording_from_a_missing_microphone_says_so(scene, bpy, addon, ui_mode):
