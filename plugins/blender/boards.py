@@ -50,7 +50,7 @@ class StoryboardRequest:
         if not self.script.strip() and not self.audio_path:
             raise VoicebrushError("Type, paste or dictate a script first.", code="no_shots")
         if self.audio_path and not os.path.isfile(self.audio_path):
-            raise VoicebrushError("The recording %s does not exist." % self.audio_path, code="invalid_audio")
+            raise VoicebrushError("The recording %s does not exist." % self.audio_path, code="missing_audio")
 
     def options(self):
         """Keyword options for Client.create_storyboard: only what differs from the daemon's defaults."""

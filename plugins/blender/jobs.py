@@ -58,7 +58,7 @@ class GenerationRequest:
         if not self.prompt.strip() and not self.audio_path:
             raise VoicebrushError("Type or say a prompt first.", code="empty_prompt")
         if self.audio_path and not os.path.isfile(self.audio_path):
-            raise VoicebrushError("The recording %s does not exist." % self.audio_path, code="invalid_audio")
+            raise VoicebrushError("The recording %s does not exist." % self.audio_path, code="missing_audio")
         if self.source not in [key for key, _, _ in SOURCES]:
             raise VoicebrushError("Unknown source %r." % self.source, code="invalid_value")
         if self.source == "RENDER" and not 0.0 < self.strength <= 1.0:

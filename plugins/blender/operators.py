@@ -400,6 +400,8 @@ class VOICEBRUSH_OT_record(Operator):
                 result = bpy.ops.voicebrush.generate("EXEC_DEFAULT" if blocking else "INVOKE_DEFAULT",
                                                      prompt="", **spoken)
             except RuntimeError as exc:  # background mode turns the reported error into this
+                if take is not None:
+                    jobs.drop_dictation(spoken["dictation"])
                 self.report({"ERROR"}, str(exc).replace("Error: ", "", 1).strip())
                 return {"CANCELLED"}
             return {"FINISHED"} if result & {"FINISHED", "RUNNING_MODAL"} else {"CANCELLED"}

@@ -59,17 +59,9 @@ class VoicebrushSettings(PropertyGroup):
     )
 
 
-def live_words(text, stable):
-    """(settled words, the tail that may still change) of a streamed take's partial transcript."""
-    text, stable = (text or "").strip(), (stable or "").strip()
-    if stable and text.startswith(stable):
-        return stable, text[len(stable):].strip()
-    return "", text
-
-
 def draw_live_words(layout, text, stable):
     """The words heard so far while recording: the settled part as usual, the changing tail greyed."""
-    settled, tail = live_words(text, stable)
+    settled, tail = progress.live_words(text, stable)
     if not settled and not tail:
         return
     box = layout.box()

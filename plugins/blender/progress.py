@@ -14,6 +14,14 @@ class RecordingState(object):
 
 recording = RecordingState()
 
+
+def live_words(text, stable):
+    """(settled words, the tail that may still change) of a streamed take's partial transcript."""
+    text, stable = (text or "").strip(), (stable or "").strip()
+    if stable and text.startswith(stable):
+        return stable, text[len(stable):].strip()
+    return "", text
+
 # (GenerationJob, the modal operator following it), oldest first.
 _running = []
 _last_job = None

@@ -6,6 +6,8 @@ scene is changed on the main thread when it is done; in background mode execute(
 blocks until the storyboard is in the scene.
 """
 
+import dataclasses
+
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 from bpy.types import Operator
@@ -107,7 +109,7 @@ class VOICEBRUSH_OT_storyboard(_FollowsADaemonJob, Operator):
         if not request.size:  # the panels at the camera's aspect
             size = framing.size_at_native_area(scene_capture.render_aspect(context.scene),
                                                *jobs.native_size(server, token))
-            request = boards.StoryboardRequest(**dict(request.__dict__, size=size))
+            request = dataclasses.replace(request, size=size)
         return boards.StoryboardJob(request)
 
     def _apply(self, context, job):

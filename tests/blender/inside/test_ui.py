@@ -164,7 +164,7 @@ def test_toggle_recording_streams_then_generates(scene, bpy, addon, ui_mode, mic
         real_redraw(context)))
     # The clip filled the recording: the next timer event ends it, as the second click would.
     assert drive(recorder, scene) == {"FINISHED"}
-    settled, tail = addon.panel.live_words(*take.partial)
+    settled, tail = addon.progress.live_words(*take.partial)
     assert ("label", settled or tail) in drawn_live, drawn_live
     job, generator = running_operator(addon)
     assert job.request.dictation and not job.request.audio_path
