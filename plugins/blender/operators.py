@@ -52,7 +52,7 @@ def report_failure(operator, error):
     return {"CANCELLED"}
 
 
-def camera_pictures(context, source, size, server, token, render_engine="SCENE"):
+def camera_pictures(context, source, size, server, token, render_engine="AUTO"):
     """(size, {"depth" or "image": PNG}) of what the active camera sees for `source`, at the
     generation size: `size`, or the render's aspect at the daemon's native pixel count."""
     if source == "PROMPT":
@@ -101,7 +101,7 @@ class VOICEBRUSH_OT_generate(Operator):
     source: EnumProperty(name="Source", items=jobs.SOURCES, default="PROMPT", options={"SKIP_SAVE"})
     strength: FloatProperty(name="Strength", description="Render source: how much of the render may change (0 to 1)",
                             default=jobs.DEFAULT_STRENGTH, min=0.01, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
-    render_engine: EnumProperty(name="Render With", items=scene_capture.RENDER_ENGINES, default="SCENE",
+    render_engine: EnumProperty(name="Render With", items=scene_capture.RENDER_ENGINES, default="AUTO",
                                 options={"SKIP_SAVE"})
     dictation: StringProperty(name="Streamed Take", description="A take streamed while it was recorded (the "
                               "record operator's)", default="", options={"SKIP_SAVE", "HIDDEN"})

@@ -23,7 +23,7 @@ class VoicebrushSettings(PropertyGroup):
                          description="What the picture starts from besides the words")
     strength: FloatProperty(name="Strength", description="How much of the render may change (0 to 1)",
                             default=jobs.DEFAULT_STRENGTH, min=0.01, max=1.0, subtype="FACTOR")
-    render_engine: EnumProperty(name="Render With", items=scene_capture.RENDER_ENGINES, default="SCENE")
+    render_engine: EnumProperty(name="Render With", items=scene_capture.RENDER_ENGINES, default="AUTO")
     negative_prompt: StringProperty(name="Negative Prompt", description="What the picture should not show", default="")
     steps: IntProperty(name="Steps", description="Denoising steps; 0 for the daemon's default", default=0, min=0, max=500)
     seed: IntProperty(name="Seed", description="-1 for a new random seed each time", default=-1, min=-1)

@@ -27,6 +27,8 @@ from . import depthmap
 GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "FONT", "META"}
 
 RENDER_ENGINES = (
+    ("AUTO", "Automatic", "The scene's own engine; in background mode Workbench instead of EEVEE, which needs "
+     "a GPU (without one a headless EEVEE render took minutes here)"),
     ("SCENE", "Scene's Engine", "Render with the scene's own render engine and settings"),
     ("WORKBENCH", "Workbench", "A fast Workbench render (solid shading), whatever the scene's engine"),
 )
@@ -153,7 +155,7 @@ def _hidden_in_render(scene):
 # -- render ---------------------------------------------------------------------
 
 
-def render_picture(context, width, height, engine="SCENE"):
+def render_picture(context, width, height, engine="AUTO"):
     """The active camera's render as PNG bytes (RGB) at width x height.
 
     The scene's render settings are changed for the render only and restored after,
@@ -177,7 +179,7 @@ def render_picture(context, width, height, engine="SCENE"):
         render.pixel_aspect_x = render.pixel_aspect_y = 1.0
         render.use_border = False
         render.use_sequencer = False
-        if engine == "WORKBENCH":
+        if engine_for(render.engine, engine, bpy.app.background) == "BLENDER_WORKBENCH":
             render.engine = "BLENDER_WORKBENCH"
         settings.media_type = "IMAGE"
         settings.file_format = "PNG"
@@ -206,6 +208,17 @@ def render_picture(context, width, height, engine="SCENE"):
             os.remove(path)
         except OSError:
             pass
+
+
+def engine_for(scene_engine, choice, background):
+    """The render engine a Render source uses: `choice` is AUTO, SCENE or WORKBENCH.
+
+    AUTO keeps the scene's engine, except EEVEE in background mode: it renders on the GPU,
+    and headless without one (the bpy module here, on Mesa's software OpenGL) a 128x72 EEVEE
+    render took 119 s, then 71 s; Workbench took 0.06 s."""
+    if choice == "WORKBENCH" or (choice == "AUTO" and background and scene_engine.startswith("BLENDER_EEVEE")):
+        return "BLENDER_WORKBENCH"
+    return scene_engine
 
 
 def _save(struct, names):

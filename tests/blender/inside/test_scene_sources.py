@@ -155,8 +155,10 @@ def test_render_source_is_img2img_with_the_strength(scene, bpy, addon, tmp_path)
     before = (render.resolution_x, render.resolution_y, render.resolution_percentage, render.engine,
               render.image_settings.file_format, render.image_settings.color_mode, render.use_sequencer)
     images_before = set(bpy.data.images.keys())
-    # No size: the daemon's native area (256x256 for the tiny preset) at the render's 16:9.
-    assert generate(bpy, source="RENDER", strength=0.4, render_engine="WORKBENCH", placement="REFERENCE") == {"FINISHED"}
+    assert render.engine.startswith("BLENDER_EEVEE")
+    # No size: the daemon's native area (256x256 for the tiny preset) at the render's 16:9. No
+    # engine: AUTO, which in background mode renders an EEVEE scene with Workbench.
+    assert generate(bpy, source="RENDER", strength=0.4, placement="REFERENCE") == {"FINISHED"}
     image = scene.active_object.data
     assert_scene_properties(image, "RENDER", "img2img", 0.4)
     record, picture = stored_input(addon, image, "image")
@@ -169,6 +171,16 @@ def test_render_source_is_img2img_with_the_strength(scene, bpy, addon, tmp_path)
              render.image_settings.file_format, render.image_settings.color_mode, render.use_sequencer)
     assert after == before, "the scene's render settings come back"
     assert set(bpy.data.images.keys()) == images_before | {image.name}, "only the picture is new"
+
+
+def test_the_automatic_engine_spares_eevee_only_in_background_mode(addon):
+    engine_for = addon.scene_capture.engine_for
+    assert engine_for("BLENDER_EEVEE", "AUTO", background=True) == "BLENDER_WORKBENCH"
+    assert engine_for("BLENDER_EEVEE", "AUTO", background=False) == "BLENDER_EEVEE"
+    assert engine_for("CYCLES", "AUTO", background=True) == "CYCLES"
+    assert engine_for("CYCLES", "SCENE", background=True) == "CYCLES"
+    assert engine_for("BLENDER_EEVEE", "SCENE", background=True) == "BLENDER_EEVEE"
+    assert engine_for("CYCLES", "WORKBENCH", background=False) == "BLENDER_WORKBENCH"
 
 
 # -- project -----------------------------------------------------------------------
