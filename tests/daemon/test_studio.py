@@ -89,7 +89,7 @@ async def front_door(studio, tiny_settings, tmp_path, aiohttp_client):
     return open_door
 
 
-async def test_jobs_spread_over_both_replicas_and_health_says_where(front_door):
+async def test_jobs_spread_over_both_replicas_and_health_says_where(front_door, studio):
     from voicebrush_daemon.cluster.health import describe_cluster
 
     client = await front_door()
@@ -115,6 +115,16 @@ async def test_jobs_spread_over_both_replicas_and_health_says_where(front_door):
     assert all(r["worker"] in lines for r in running) and "2 GPUs" in lines
     models = await (await client.get("/v1/models")).json()
     assert {main, health["models"]["speech"]} <= {m["id"] for m in models["data"]}
+    # `voicebrush models --ray`, from another process on the cluster, says the same.
+    result = await asyncio.to_thread(
+        subprocess.run, daemon_command("models", "--ray", studio.address), capture_output=True, text=True, timeout=120, env=daemon_env(), stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.splitlines()
+    for replica in running:
+        line = next(line for line in printed if replica["worker"] in line)
+        assert f"loaded: {main}" in line and "GPU 0" in line, result.stdout
+    assert any(f"loaded: {health['models']['speech']}" in line for line in printed), result.stdout
 
 
 async def test_progress_and_previews_stream_back_from_the_replica(front_door):
@@ -275,22 +285,6 @@ def test_the_front_door_restarted_while_replicas_run(studio, tmp_path):
         assert call(second, "GET", f"/v1/jobs/{after['id']}")["status"] == "done"
     finally:
         second.stop()
-
-
-async def test_models_ray_shows_what_each_replica_has_loaded(front_door, studio):
-    client = await front_door()
-    job = await (await client.post("/v1/jobs", json={"prompt": "a pier", **FAST})).json()
-    await wait_job(client, job["id"])
-    health = await fresh_health(client, lambda h: all(r["loaded"] for r in running_images(h)))
-    result = await asyncio.to_thread(
-        subprocess.run, daemon_command("models", "--ray", studio.address), capture_output=True, text=True, timeout=120, env=daemon_env(), stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    for replica in running_images(health):
-        line = next(line for line in lines if replica["worker"] in line)
-        assert f"loaded: {health['models']['image']}" in line and "GPU 0" in line, result.stdout
-    assert any(f"loaded: {health['models']['speech']}" in line for line in lines), result.stdout
 
 
 @pytest.mark.parametrize("address", ["ray://127.0.0.1:10001", "127.0.0.1:{port}"])
