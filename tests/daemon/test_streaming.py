@@ -15,6 +15,8 @@ import pytest
 from streaming_support import chunks, clip_pcm, paced, pcm_type, read_sse, silence, wav
 from voicebrush_testing import wait_ready
 
+from voicebrush_daemon.server.state import JOBS
+
 FAST_JOB = {"stream_audio": True, "steps": 2, "size": "64x64", "seed": 5}
 
 
@@ -273,6 +275,34 @@ async def test_cancel_while_listening(client):
     assert response.status == 409
     assert_error(await response.json(), "cancelled")
     assert (await wait_job(client, job_id))["status"] == "cancelled"
+
+
+async def test_cancel_during_the_final_decode_draws_nothing(client, monkeypatch):
+    # The artist lets go, then cancels while the words are still being decoded: the job
+    # ends cancelled there, and its picture never starts once the words are in.
+    from voicebrush_daemon.jobs.live_transcription import LiveTranscription
+
+    decoding, release = asyncio.Event(), asyncio.Event()
+    original = LiveTranscription.finish
+
+    async def held(self):
+        decoding.set()
+        await release.wait()
+        return await original(self)
+
+    monkeypatch.setattr(LiveTranscription, "finish", held)
+    job_id = await open_take(client)
+    sending = asyncio.ensure_future(client.post(f"/v1/jobs/{job_id}/audio", data=clip_pcm(), headers=pcm_type()))
+    await asyncio.wait_for(decoding.wait(), 60)
+    cancelled = await (await client.delete(f"/v1/jobs/{job_id}")).json()
+    release.set()
+    response = await sending
+    assert response.status == 409, await response.text()
+    assert_error(await response.json(), "cancelled")
+    assert cancelled["status"] == "cancelled"
+    job = await wait_job(client, job_id)
+    assert job["status"] == "cancelled" and not job["images"], job
+    assert client.server.app[JOBS].waiting == 0
 
 
 @pytest.mark.parametrize(

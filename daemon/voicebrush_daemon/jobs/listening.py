@@ -209,7 +209,7 @@ class Listening:
                 if audio.append(chunk):
                     live.heard()
             ended = time.perf_counter()
-            transcript = await live.finish()
+            transcript = await self._final_decode(take, live)
             take.job.timings["listen_s"] = round(ended - (first_byte or ended), 4)
             take.job.timings["final_transcribe_s"] = round(time.perf_counter() - ended, 4)
             return transcript
@@ -236,6 +236,21 @@ class Listening:
         except Exception as exc:  # one broken decode must not leave the job listening forever
             log.exception("the final decode of job %s failed", take.job.id)
             raise ApiError(500, f"The speech model failed: {type(exc).__name__}: {str(exc)[:200]}", "engine_error", type="server_error") from None
+
+    async def _final_decode(self, take: _Take, live: LiveTranscription) -> Transcript:
+        """The whole take's decode, unless the job is cancelled meanwhile: a cancel that
+        arrives after the release must not let the picture start once the words are in
+        (the decode cannot be interrupted; it finishes unseen)."""
+        decoding = asyncio.ensure_future(live.finish())
+        try:
+            await asyncio.wait({decoding, take.stopped}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            decoding.cancel()
+            raise
+        if take.stopped.done():
+            decoding.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen: no "never retrieved" warning
+            raise _Stopped()
+        return decoding.result()
 
     async def _next_chunk(self, take: _Take, read: ReadChunk) -> bytes:
         reading = asyncio.ensure_future(read())
