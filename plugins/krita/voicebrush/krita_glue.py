@@ -7,9 +7,11 @@ import time
 
 from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Extension, Krita
 
+from . import canvas
 from .client import VoicebrushError
-from .options import Rect, layer_name, target_rect, variant_name
-from .qt_compat import QByteArray, QImage, Qt, image_bytes
+from .generation import CanvasCapture
+from .options import DEFAULT_NATIVE_SIDE, Rect, layer_name, target_rect, variant_name
+from .qt_compat import QByteArray, QImage, Qt, QtCore, QtGui, image_bytes
 
 SETTINGS_GROUP = "voicebrush"
 DOCKER_ID = "voicebrush"
@@ -33,24 +35,64 @@ def write_setting(key, value):
 
 
 class Target(object):
-    """The document, area and layer a generation was asked for (captured when it starts)."""
+    """The document, area and layer a generation was asked for, captured when it starts.
 
-    def __init__(self, document, rect, active_node):
+    `capture` (generation.CanvasCapture) is the plain-data part the worker thread sends;
+    `coverage` is the layer's opacity over the capture's region for a fill: the
+    selection's coverage, feathered inwards when its edge is hard.
+    """
+
+    def __init__(self, document, rect, active_node, capture=None, coverage=None):
         self.document = document
         self.rect = rect
         self.active_node = active_node
+        self.capture = capture or CanvasCapture(rect)
+        self.coverage = coverage
 
 
-def capture_target(document=None, use_selection=True):
-    """The active (or given) document's selection bounds, else its canvas, and its active layer."""
+def check_target(document=None, use_selection=True, strength=1.0, fill=False):
+    """What capture_target would refuse, without reading any pixels: (document, selection or None, mode)."""
     doc = document or Krita.instance().activeDocument()
     if doc is None:
         raise VoicebrushError("Open or create an image first.", code="no_document")
+    check_color_model(doc)  # before anything is read or sent
     selection = doc.selection() if use_selection else None
-    bounds = None
-    if selection is not None and selection.width() > 0 and selection.height() > 0:
-        bounds = (selection.x(), selection.y(), selection.width(), selection.height())
-    return Target(doc, target_rect(doc.width(), doc.height(), bounds), doc.activeNode())
+    if selection is not None and not (selection.width() > 0 and selection.height() > 0):
+        selection = None
+    mode = canvas.canvas_mode(canvas.check_strength(strength), fill)
+    if mode == canvas.FILL and selection is None:
+        raise VoicebrushError(canvas.need_selection_message(), code="no_selection")
+    return doc, selection, mode
+
+
+def capture_target(document=None, use_selection=True, strength=1.0, fill=False, native_side=None,
+                   spare_refine=False):
+    """The active (or given) document's selection and canvas as they are now, and its active layer.
+
+    Text: only where the picture goes. Refine and fill (or `spare_refine`, for a prompt
+    that may say "from my sketch"): the visible pixels of the region too, and for a fill
+    the selection's coverage, read here on the UI thread so the request is built from
+    the canvas as it was when the artist asked. The document is only read.
+    """
+    doc, selection, mode = check_target(document, use_selection, strength, fill)
+    bounds = None if selection is None else (selection.x(), selection.y(), selection.width(), selection.height())
+    rect = target_rect(doc.width(), doc.height(), bounds)
+    if mode == canvas.TEXT and not spare_refine:
+        return Target(doc, rect, doc.activeNode(), CanvasCapture(rect, has_selection=bounds is not None))
+    region = canvas.padded_region(doc.width(), doc.height(), bounds)
+    scaled = canvas.send_size(region, canvas.generation_size_for(region, native_side or DEFAULT_NATIVE_SIDE))
+    image_png = _png(_projection_image(doc, region), scaled)
+    mask_png = coverage = None
+    if mode == canvas.FILL:
+        covered = _coverage(selection, region)
+        mask_png = _png(_grey_image(covered, region), scaled)
+        coverage = covered
+        if _hard_edged(covered):
+            soft = selection.duplicate()
+            soft.feather(canvas.DEFAULT_FEATHER_PX)
+            coverage = (covered, _coverage(soft, region))
+    capture = CanvasCapture(rect, region, image_png, mask_png, has_selection=bounds is not None)
+    return Target(doc, rect, doc.activeNode(), capture, coverage)
 
 
 def check_color_model(doc):
@@ -58,13 +100,47 @@ def check_color_model(doc):
     if doc.colorModel() == "RGBA" and doc.colorDepth() == "U8":
         return
     raise VoicebrushError(
-        "This image is %s/%s, but voicebrush adds 8-bit RGB pixels. Convert it with Image > Convert Image "
-        "Color Space (RGB/Alpha, 8-bit integer/channel), or generate into a new 8-bit RGB image."
+        "This image is %s/%s, but voicebrush reads and adds 8-bit RGB pixels. Convert it with Image > Convert "
+        "Image Color Space (RGB/Alpha, 8-bit integer/channel), or generate into a new 8-bit RGB image."
         % (doc.colorModel(), doc.colorDepth()), code="unsupported_color_model")
 
 
-def _pixels_for(png, rect):
-    """BGRA bytes (Krita's RGBA/U8 layout) of the PNG scaled to the target area."""
+def _projection_image(doc, region):
+    """The visible canvas (every visible layer merged, as Krita shows it) over the region, as a QImage."""
+    doc.refreshProjection()
+    doc.waitForDone()
+    pixels = bytes(doc.pixelData(region.x, region.y, region.width, region.height))
+    return QImage(pixels, region.width, region.height, region.width * 4, QImage.Format.Format_ARGB32).copy()
+
+
+def _coverage(selection, region):
+    """One byte of selection coverage a pixel (0 outside, 255 fully inside) over the region."""
+    return bytes(selection.pixelData(region.x, region.y, region.width, region.height))
+
+
+def _hard_edged(coverage):
+    return set(coverage) <= {0, 255}
+
+
+def _grey_image(coverage, region):
+    return QImage(coverage, region.width, region.height, region.width, QImage.Format.Format_Grayscale8).copy()
+
+
+def _png(image, size=None):
+    """PNG bytes of a QImage, scaled to `size` first when one is given."""
+    if size is not None and (image.width(), image.height()) != tuple(size):
+        image = image.scaled(size[0], size[1], Qt.AspectRatioMode.IgnoreAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation)
+    buffer = QtCore.QBuffer()
+    buffer.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buffer, "PNG"):
+        raise VoicebrushError("Could not encode the canvas as PNG.", code="internal")
+    return bytes(buffer.data())
+
+
+def _pixels_for(png, rect, coverage=None):
+    """BGRA bytes (Krita's RGBA/U8 layout) of the PNG scaled to the target area, made
+    transparent where `coverage` (bytes, or a pair multiplied together) is not full."""
     image = QImage.fromData(QByteArray(png), "PNG")
     if image.isNull():
         raise VoicebrushError("The daemon sent an image that does not decode.", code="bad_response")
@@ -72,30 +148,51 @@ def _pixels_for(png, rect):
         image = image.scaled(rect.width, rect.height, Qt.AspectRatioMode.IgnoreAspectRatio,
                              Qt.TransformationMode.SmoothTransformation)
     image = image.convertToFormat(QImage.Format.Format_ARGB32)
+    if coverage is not None:
+        painter = QtGui.QPainter(image)
+        painter.setCompositionMode(QtGui.QPainter.CompositionMode.CompositionMode_DestinationIn)
+        for layer in (coverage if isinstance(coverage, tuple) else (coverage,)):
+            # Alpha8 holds the coverage as opacity: DestinationIn multiplies the picture's alpha by it.
+            painter.drawImage(0, 0, QImage(layer, rect.width, rect.height, rect.width, QImage.Format.Format_Alpha8))
+        painter.end()
+        image = image.convertToFormat(QImage.Format.Format_ARGB32)
     return image_bytes(image)
 
 
-def _paint_layer(doc, name, png, rect):
+def _paint_layer(doc, name, png, rect, coverage=None):
     node = doc.createNode(name, "paintlayer")
-    node.setPixelData(QByteArray(_pixels_for(png, rect)), rect.x, rect.y, rect.width, rect.height)
+    node.setPixelData(QByteArray(_pixels_for(png, rect, coverage)), rect.x, rect.y, rect.width, rect.height)
     return node
 
 
+def insert_outcome(target, outcome):
+    """A finished generation (generation.Outcome) into the document it was asked for."""
+    coverage = target.coverage if outcome.mode == canvas.FILL else None
+    name = canvas.result_name(outcome.prompt, outcome.mode, outcome.strength, outcome.seed)
+    return _insert(target, outcome.result.images, outcome.prompt, outcome.seed, outcome.rect, coverage,
+                   name if len(outcome.result.images) == 1 else
+                   canvas.result_name(outcome.prompt, outcome.mode, outcome.strength))
+
+
 def insert_images(target, images, prompt, first_seed=None):
+    """New pictures (text to image) into the target's area (kept for older callers)."""
+    return _insert(target, images, prompt, first_seed, target.rect, None, layer_name(prompt))
+
+
+def _insert(target, images, prompt, first_seed, rect, coverage, name):
     """One new layer (or a group of variants) above the active layer; a single undo step removes it."""
     if not images:
         raise VoicebrushError("The daemon finished without an image.", code="bad_response")
     doc = target.document
     check_color_model(doc)
-    rect = target.rect
     if len(images) == 1:
-        node = _paint_layer(doc, layer_name(prompt), images[0], rect)
+        node = _paint_layer(doc, name, images[0], rect, coverage)
     else:
-        node = doc.createGroupLayer(layer_name(prompt))
+        node = doc.createGroupLayer(name)
         # Filled before the group enters the image, so adding it is the one undoable step.
         for index, png in enumerate(images):
             seed = None if first_seed is None else first_seed + index
-            node.addChildNode(_paint_layer(doc, variant_name(prompt, index, seed), png, rect), None)
+            node.addChildNode(_paint_layer(doc, variant_name(prompt, index, seed), png, rect, coverage), None)
     active = target.active_node
     parent = active.parentNode() if active is not None else None
     if parent is None:
@@ -138,6 +235,7 @@ class HostBridge(object):
     write_setting = staticmethod(write_setting)
     capture_target = staticmethod(capture_target)
     insert_images = staticmethod(insert_images)
+    insert_outcome = staticmethod(insert_outcome)
 
 
 def active_panel():
@@ -184,8 +282,6 @@ def register():
 
 def wait_until(predicate, timeout, poll=0.02):
     """Pump Qt events until predicate() holds or timeout seconds pass (for the blocking API)."""
-    from .qt_compat import QtCore
-
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

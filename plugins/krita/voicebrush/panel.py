@@ -7,10 +7,11 @@ HostBridge), the daemon through the shared client on a worker thread.
 import base64
 import time
 
-from . import audio
+from . import audio, canvas, generation
 from .client import Client, VoicebrushError, encode_wav
 from .options import (DEFAULT_NATIVE_SIDE, SEED_FIXED, SEED_RANDOM, SEED_REUSE, GenerationRequest, choose_seed,
-                      generation_size, native_side_from_health)
+                      native_side_from_health)
+from .spoken import spoken_refine
 from .qt_compat import QtCore, QtGui, QtWidgets, Qt, QTimer, pyqtSignal
 from .tasks import BackgroundTask
 
@@ -34,6 +35,7 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.native_side = None
         self.last_seed = None
         self.last_node = None
+        self.last_outcome = None
         self.last_error = None
         self.last_generation_s = None
         self._pressed_at = None
@@ -104,7 +106,32 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.variants_spin.setRange(1, 8)
         self.variants_spin.setToolTip("Several variants go into a layer group")
         form.addRow("Variants", self.variants_spin)
+        strength_row = QtWidgets.QHBoxLayout()
+        self.strength_slider = QtWidgets.QSlider(Qt.Orientation.Horizontal)
+        self.strength_slider.setRange(1, 100)
+        self.strength_slider.setValue(100)
+        self.strength_slider.setToolTip("100 %: a new picture. Below: start from the visible canvas (within the "
+                                        "selection, if there is one) and change it this much")
+        self.strength_spin = QtWidgets.QSpinBox()
+        self.strength_spin.setRange(1, 100)
+        self.strength_spin.setSuffix(" %")
+        self.strength_spin.setValue(100)
+        self.strength_slider.valueChanged.connect(self.strength_spin.setValue)
+        self.strength_spin.valueChanged.connect(self.strength_slider.setValue)
+        self.strength_spin.valueChanged.connect(lambda _: self._show_mode())
+        strength_row.addWidget(self.strength_slider, 1)
+        strength_row.addWidget(self.strength_spin)
+        form.addRow("Strength", strength_row)
+        self.fill_selection = QtWidgets.QCheckBox("Fill selection")
+        self.fill_selection.setToolTip("Repaint inside the selection only: the new layer is transparent outside it")
+        self.fill_selection.toggled.connect(lambda _: self._show_mode())
+        self.mode_label = QtWidgets.QLabel()
+        mode_row = QtWidgets.QHBoxLayout()
+        mode_row.addWidget(self.fill_selection)
+        mode_row.addWidget(self.mode_label, 1)
+        form.addRow("", mode_row)
         layout.addLayout(form)
+        self._show_mode()
 
         buttons = QtWidgets.QHBoxLayout()
         self.generate_button = QtWidgets.QPushButton("Generate")
@@ -294,7 +321,14 @@ class VoicebrushPanel(QtWidgets.QWidget):
         fixed = int(self.seed_edit.text()) if self.seed_edit.text().isdigit() else 0
         seed = choose_seed(self.seed_mode.currentData(), self.last_seed, fixed)
         return GenerationRequest(prompt=self.transcript_edit.toPlainText(), negative_prompt=self.negative_edit.text(),
-                                 steps=self.steps_spin.value(), seed=seed, variants=self.variants_spin.value())
+                                 steps=self.steps_spin.value(), seed=seed, variants=self.variants_spin.value(),
+                                 strength=self.strength_spin.value() / 100.0, fill=self.fill_selection.isChecked())
+
+    def _show_mode(self):
+        """Say in words what Generate will do with the canvas."""
+        mode = canvas.canvas_mode(self.strength_spin.value() / 100.0, self.fill_selection.isChecked())
+        self.mode_label.setText({canvas.TEXT: "new picture", canvas.REFINE: "refine the canvas",
+                                 canvas.FILL: "repaint the selection"}[mode])
 
     def generate(self, audio=None):
         """Start a generation from the transcript (or from `audio`, WAV bytes); returns the task or None."""
@@ -306,23 +340,24 @@ class VoicebrushPanel(QtWidgets.QWidget):
             self._show_message("Say or type a prompt first.", error=True)
             return None
         try:
-            target = self.host.capture_target()
+            target = self.host.capture_target(strength=request.strength, fill=request.fill, native_side=self.native_side,
+                                              spare_refine=audio is not None or spoken_refine(request.prompt)[1])
             client = self.client()
         except VoicebrushError as exc:
             self._failed(exc)
             return None
         native_side = self.native_side
-        prompt = request.prompt if audio is None else None
+        if audio is not None:
+            request.prompt = ""  # the recording says it
 
         def work(on_event, cancelled):
-            side = native_side or native_side_from_health(client.health())
-            options = request.job_options(generation_size(target.rect, side))
-            return client.run_job(prompt=prompt, audio=audio, on_event=on_event, cancelled=cancelled, **options)
+            return generation.run(client, request, target.capture, native_side=native_side, audio=audio,
+                                  on_event=on_event, cancelled=cancelled)
 
         self._started_at = time.monotonic()
         self.task = BackgroundTask(work, self)
         self.task.job_event.connect(self._job_event)
-        self.task.succeeded.connect(lambda result: self._job_done(target, request, result))
+        self.task.succeeded.connect(lambda outcome: self._job_done(target, outcome))
         self.task.failed.connect(self._failed)
         self.progress_bar.setRange(0, 0)  # busy until the first progress event
         self.preview_label.clear()
@@ -364,11 +399,11 @@ class VoicebrushPanel(QtWidgets.QWidget):
             self.preview_label.setPixmap(pixmap.scaled(width, 160, Qt.AspectRatioMode.KeepAspectRatio,
                                                        Qt.TransformationMode.SmoothTransformation))
 
-    def _job_done(self, target, request, result):
+    def _job_done(self, target, outcome):
         self._set_busy(False)
-        prompt = result.prompt or request.prompt
+        result = outcome.result
         try:
-            node = self.host.insert_images(target, result.images, prompt, result.seed)
+            node = self.host.insert_outcome(target, outcome)
         except VoicebrushError as exc:
             self._failed(exc)
             return
@@ -381,8 +416,9 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(1)
         self.last_node = node
+        self.last_outcome = outcome
         self.last_error = None
-        self._show_message("Added \u201c%s\u201d (seed %s) in %.1f s." % (node.name(), result.seed, self.last_generation_s))
+        self._show_message("Added \u201c%s\u201d (%s) in %.1f s." % (node.name(), outcome.label(), self.last_generation_s))
         self.finished.emit(node)
 
     def _failed(self, exc):
