@@ -3,11 +3,12 @@
 The rest of the plugin (client, options, audio, panel) runs without Krita.
 """
 
+import json
 import time
 
 from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Extension, Krita
 
-from . import canvas
+from . import canvas, storyboard_page
 from .client import VoicebrushError
 from .generation import CanvasCapture
 from .options import DEFAULT_NATIVE_SIDE, Rect, layer_name, target_rect, variant_name
@@ -205,6 +206,149 @@ def _insert(target, images, prompt, first_seed, rect, coverage, name):
     return node
 
 
+def active_document():
+    return Krita.instance().activeDocument()
+
+
+def active_window():
+    return Krita.instance().activeWindow()
+
+
+# -- storyboard pages ----------------------------------------------------------
+
+
+def create_storyboard_page(board, columns=storyboard_page.DEFAULT_COLUMNS, server="", window=None):
+    """A new document laid out for `board` (its record from the daemon): one group
+    "Shot N: text" a shot, in reading order, each with a thin frame and an editable
+    caption; the pictures go in as they arrive (put_panel). Shown in `window` if given."""
+    shots = board.get("shots") or []
+    layout = storyboard_page.PageLayout(len(shots), columns, storyboard_page.frame_size(board.get("size")))
+    app = Krita.instance()
+    doc = app.createDocument(layout.width, layout.height, "Storyboard", "RGBA", "U8", "", 72.0)
+    if window is not None:
+        window.addView(doc)  # before the captions: Krita 5.1 crashes adding text shapes to a document without a view
+    root = doc.rootNode()
+    above = root.childNodes()[-1]  # the white background
+    # Added last to first, each above the one before: Shot 1 ends on top of the Layers docker.
+    for shot in reversed(shots):
+        panel = layout.panel(int(shot["index"]), shot.get("text") or "")
+        group = doc.createGroupLayer(storyboard_page.group_name(panel.index, panel.text))
+        root.addChildNode(group, above)
+        above = group
+        frame = doc.createNode("Frame", "paintlayer")
+        frame.setPixelData(QByteArray(_frame_pixels(panel.frame, layout.border)), panel.frame.x, panel.frame.y,
+                           panel.frame.width, panel.frame.height)
+        group.addChildNode(frame, None)
+        _add_caption(doc, group, panel, layout, frame, editable=window is not None)
+    doc.setAnnotation(storyboard_page.ANNOTATION, "voicebrush storyboard", QByteArray(json.dumps({
+        "board": board.get("id"), "server": server, "layout": layout.to_dict()}).encode("utf-8")))
+    doc.refreshProjection()
+    return doc
+
+
+def _add_caption(doc, group, panel, layout, above, editable=True):
+    """The caption under a panel: text in a vector layer, editable with the text tool; without
+    a view (a script with no window) a paint layer, since text shapes need one in Krita 5.1."""
+    if editable:
+        caption = doc.createVectorLayer("Caption")
+        group.addChildNode(caption, above)
+        caption.addShapesFromSvg(storyboard_page.caption_svg(panel, panel.text, layout))
+        return caption
+    caption = doc.createNode("Caption", "paintlayer")
+    box = panel.caption
+    caption.setPixelData(QByteArray(_caption_pixels(panel, layout)), box.x, box.y, box.width, box.height)
+    group.addChildNode(caption, above)
+    return caption
+
+
+def _has_view(doc):
+    return any(view.document() == doc for view in Krita.instance().views())
+
+
+def _caption_pixels(panel, layout):
+    box = panel.caption
+    image = QImage(box.width, box.height, QImage.Format.Format_ARGB32)
+    image.fill(0)
+    painter = QtGui.QPainter(image)
+    font = QtGui.QFont(storyboard_page.FONT_FAMILY)
+    font.setPixelSize(layout.font_px)
+    painter.setFont(font)
+    painter.setPen(QtGui.QColor(0x1a, 0x1a, 0x1a))
+    lines = storyboard_page.caption_lines("%d. %s" % (panel.index, panel.text), box.width, layout.font_px)
+    for number, line in enumerate(lines):
+        painter.drawText(layout.border, layout.font_px + number * layout.line_px, line)
+    painter.end()
+    return image_bytes(image)
+
+
+def _frame_pixels(rect, border, grey=0x33):
+    """BGRA bytes of a `border`-pixel dark frame around a transparent inside."""
+    solid = bytes((grey, grey, grey, 255))
+    full_row = solid * rect.width
+    inner_row = solid * border + b"\0\0\0\0" * (rect.width - 2 * border) + solid * border
+    return full_row * border + inner_row * (rect.height - 2 * border) + full_row * border
+
+
+def storyboard_of(doc):
+    """The board a page was made for ({"board", "server", "layout"}), or None for other documents."""
+    if doc is None or storyboard_page.ANNOTATION not in (doc.annotationTypes() or []):
+        return None
+    try:
+        return json.loads(bytes(doc.annotation(storyboard_page.ANNOTATION)).decode("utf-8"))
+    except ValueError:
+        return None
+
+
+def shot_group(doc, index):
+    for node in doc.rootNode().childNodes():
+        if node.type() == "grouplayer" and storyboard_page.shot_index(node.name()) == index:
+            return node
+    return None
+
+
+def selected_shot(doc=None):
+    """The shot whose group (or a layer in it) is active in the document, or None."""
+    doc = doc or Krita.instance().activeDocument()
+    node = doc.activeNode() if doc is not None else None
+    while node is not None:
+        index = storyboard_page.shot_index(node.name()) if node.type() == "grouplayer" else None
+        if index is not None:
+            return index
+        node = node.parentNode()
+    return None
+
+
+def put_panel(doc, picture):
+    """A shot's picture (storyboard.PanelPicture) into its panel: a new layer in the shot's
+    group, under the frame; an earlier picture of the shot stays there, hidden. A redo
+    with a new text renames the group and rewrites its caption. Only that group changes."""
+    board = storyboard_of(doc)
+    if board is None:
+        raise VoicebrushError("This document is not a voicebrush storyboard page.", code="not_a_storyboard")
+    layout = storyboard_page.PageLayout.from_dict(board["layout"])
+    group = shot_group(doc, picture.index)
+    if group is None:
+        raise VoicebrushError("The page has no group for shot %d any more." % picture.index, code="no_shot")
+    panel = layout.panel(picture.index, picture.text or "")
+    node = doc.createNode(storyboard_page.picture_name(picture.seed), "paintlayer")
+    node.setPixelData(QByteArray(_pixels_for(picture.png, panel.picture)), panel.picture.x, panel.picture.y,
+                      panel.picture.width, panel.picture.height)
+    children = group.childNodes()
+    earlier = [child for child in children if child.name().startswith("Picture")]
+    for child in earlier:
+        child.setVisible(False)
+    group.addChildNode(node, earlier[-1] if earlier else None)
+    if picture.text is not None and storyboard_page.group_name(picture.index, picture.text) != group.name():
+        for child in children:
+            if child.type() == "vectorlayer":
+                child.remove()
+        frame = next((child for child in group.childNodes() if child.name() == "Frame"), None)
+        _add_caption(doc, group, panel, layout, frame, editable=_has_view(doc))
+        group.setName(storyboard_page.group_name(picture.index, picture.text))
+    doc.refreshProjection()
+    return node
+
+
 def node_bounds(node):
     bounds = node.bounds()
     return Rect(bounds.x(), bounds.y(), bounds.width(), bounds.height())
@@ -236,6 +380,13 @@ class HostBridge(object):
     capture_target = staticmethod(capture_target)
     insert_images = staticmethod(insert_images)
     insert_outcome = staticmethod(insert_outcome)
+    create_storyboard_page = staticmethod(create_storyboard_page)
+    put_panel = staticmethod(put_panel)
+    storyboard_of = staticmethod(storyboard_of)
+    selected_shot = staticmethod(selected_shot)
+
+    active_document = staticmethod(active_document)
+    active_window = staticmethod(active_window)
 
 
 def active_panel():

@@ -7,7 +7,7 @@ HostBridge), the daemon through the shared client on a worker thread.
 import base64
 import time
 
-from . import audio, canvas, generation
+from . import audio, board_jobs, canvas, generation
 from .client import Client, VoicebrushError, encode_wav
 from .options import (DEFAULT_NATIVE_SIDE, SEED_FIXED, SEED_RANDOM, SEED_REUSE, GenerationRequest, choose_seed,
                       native_side_from_health)
@@ -40,6 +40,9 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.last_generation_s = None
         self._pressed_at = None
         self._started_at = None
+        self.recording_script = False
+        self.board_document = None
+        self.board_panels = {}
         self._build()
         self._load_settings()
         self._health_timer = QTimer(self)
@@ -50,7 +53,15 @@ class VoicebrushPanel(QtWidgets.QWidget):
     # -- layout ---------------------------------------------------------------
 
     def _build(self):
-        layout = QtWidgets.QVBoxLayout(self)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QtWidgets.QScrollArea()  # a short docker scrolls instead of squashing the controls
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        outer.addWidget(scroll)
+        content = QtWidgets.QWidget()
+        scroll.setWidget(content)
+        layout = QtWidgets.QVBoxLayout(content)
         layout.setContentsMargins(4, 4, 4, 4)
 
         self.status_label = QtWidgets.QLabel("Checking the daemon\u2026")
@@ -157,6 +168,8 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message_label)
 
+        layout.addWidget(self._build_storyboard())
+
         settings = QtWidgets.QGroupBox("Server")
         settings_form = QtWidgets.QFormLayout(settings)
         self.server_edit = QtWidgets.QLineEdit()
@@ -178,8 +191,50 @@ class VoicebrushPanel(QtWidgets.QWidget):
         settings_form.addRow("Microphone", self.microphone_edit)
         layout.addWidget(settings)
         layout.addStretch(1)
+        self._busy_buttons = (self.generate_button, self.storyboard_button, self.redo_button)
 
         self.generate_after_speaking.toggled.connect(lambda _: self._save_settings())
+
+    def _build_storyboard(self):
+        box = QtWidgets.QGroupBox("Storyboard")
+        box.setObjectName("voicebrush_storyboard")
+        layout = QtWidgets.QVBoxLayout(box)
+        self.script_edit = QtWidgets.QPlainTextEdit()
+        self.script_edit.setPlaceholderText("One shot per line, or \u201cshot one, a lighthouse at dusk; next shot, "
+                                            "the keeper on the stairs; cut to \u2026\u201d")
+        self.script_edit.setMaximumHeight(90)
+        layout.addWidget(self.script_edit)
+        form = QtWidgets.QFormLayout()
+        self.style_edit = QtWidgets.QLineEdit()
+        self.style_edit.setPlaceholderText("added to every panel, e.g. ink wash, muted colours")
+        form.addRow("Style", self.style_edit)
+        self.columns_spin = QtWidgets.QSpinBox()
+        self.columns_spin.setRange(1, 8)
+        self.columns_spin.setValue(3)
+        form.addRow("Columns", self.columns_spin)
+        layout.addLayout(form)
+        row = QtWidgets.QHBoxLayout()
+        self.dictate_script_button = QtWidgets.QPushButton("Dictate script")
+        self.dictate_script_button.setToolTip("Click, speak the script (\u201cshot one \u2026 next shot \u2026\u201d), "
+                                              "click again: the words land in the script box")
+        self.dictate_script_button.clicked.connect(lambda _checked=False: self.toggle_recording(for_script=True))
+        self.storyboard_button = QtWidgets.QPushButton("Make storyboard")
+        self.storyboard_button.setToolTip("A new document with one panel a shot; panels fill in as they are drawn")
+        self.storyboard_button.clicked.connect(lambda _checked=False: self.make_storyboard())
+        row.addWidget(self.dictate_script_button)
+        row.addWidget(self.storyboard_button, 1)
+        layout.addLayout(row)
+        redo_row = QtWidgets.QHBoxLayout()
+        self.redo_text_edit = QtWidgets.QLineEdit()
+        self.redo_text_edit.setPlaceholderText("new text for the shot (optional)")
+        self.redo_button = QtWidgets.QPushButton("Redo selected shot")
+        self.redo_button.setToolTip("Select a shot's group (\u201cShot N: \u2026\u201d) in the Layers docker: "
+                                    "only that panel is drawn again")
+        self.redo_button.clicked.connect(lambda _checked=False: self.redo_selected_shot())
+        redo_row.addWidget(self.redo_text_edit, 1)
+        redo_row.addWidget(self.redo_button)
+        layout.addLayout(redo_row)
+        return box
 
     def _microphone_names(self):
         try:
@@ -257,13 +312,14 @@ class VoicebrushPanel(QtWidgets.QWidget):
     def _show_level(self, level):
         self.level_meter.setValue(int(level * 100))
 
-    def toggle_recording(self):
+    def toggle_recording(self, for_script=False):
         if self.recorder is not None and self.recorder.recording:
             self.stop_recording()
         else:
-            self.start_recording()
+            self.start_recording(for_script=for_script)
 
-    def start_recording(self):
+    def start_recording(self, for_script=False):
+        """Record a prompt (or, `for_script`, a storyboard script) from the microphone."""
         if self.task is not None and self.task.running:
             self._show_message("Wait for the current generation to finish, or cancel it.", error=True)
             return False
@@ -275,7 +331,11 @@ class VoicebrushPanel(QtWidgets.QWidget):
             self.recorder = None
             self._show_message(str(exc), error=True)
             return False
-        self.record_button.setText("Recording\u2026 release or click to stop")
+        self.recording_script = for_script
+        if for_script:
+            self.dictate_script_button.setText("Stop dictating")
+        else:
+            self.record_button.setText("Recording\u2026 release or click to stop")
         self._show_message("Listening (%s)" % self.recorder.backend)
         return True
 
@@ -285,33 +345,43 @@ class VoicebrushPanel(QtWidgets.QWidget):
             return None
         pcm = self.recorder.stop()
         self.recorder = None
-        self.level_meter.setValue(0)
-        self.record_button.setText("Hold to talk")
+        self._reset_record_buttons()
         if len(pcm) < MIN_RECORDING_BYTES:
             self._show_message("The recording was too short. Hold the button while you speak.", error=True)
             return None
         wav = encode_wav(pcm)
+        if self.recording_script:
+            return self.transcribe(wav, into=self.script_edit)
         if self.generate_after_speaking.isChecked():
             return self.generate(audio=wav)
         return self.transcribe(wav)
 
-    def transcribe(self, wav):
+    def _reset_record_buttons(self):
+        self.level_meter.setValue(0)
+        self.record_button.setText("Hold to talk")
+        self.dictate_script_button.setText("Dictate script")
+
+    def transcribe(self, wav, into=None):
+        """What the recording says, into the transcript box (or `into`, e.g. the script box)."""
         client = self.client()
         self._show_message("Transcribing\u2026")
         self.task = BackgroundTask(lambda on_event, cancelled: client.transcribe(wav), self)
-        self.task.succeeded.connect(self._transcript_arrived)
+        self.task.succeeded.connect(lambda text: self._transcript_arrived(text, into))
         self.task.failed.connect(self._failed)
         self._set_busy(True)
         self.task.start()
         return self.task
 
-    def _transcript_arrived(self, text):
+    def _transcript_arrived(self, text, into=None):
         self._set_busy(False)
         if not text.strip():
             self._failed(VoicebrushError("nothing heard", code="no_speech"))
             return
-        self.transcript_edit.setPlainText(text.strip())
-        self._show_message("Edit the transcript if needed, then Generate.")
+        (into or self.transcript_edit).setPlainText(text.strip())
+        if into is self.script_edit:
+            self._show_message("Edit the script if needed, then Make storyboard.")
+        else:
+            self._show_message("Edit the transcript if needed, then Generate.")
         self.finished.emit(text)
 
     # -- generation ---------------------------------------------------------------
@@ -366,6 +436,134 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.task.start()
         return self.task
 
+    # -- storyboards -----------------------------------------------------------------
+
+    def make_storyboard(self, audio=None):
+        """A storyboard page from the script box (or `audio`, a recorded script as WAV bytes):
+        a new document whose panels fill in as the daemon draws them. Returns the task or None."""
+        if self.task is not None and self.task.running:
+            self._show_message("Wait for the current generation to finish, or cancel it.", error=True)
+            return None
+        script = self.script_edit.toPlainText().strip()
+        if audio is None and not script:
+            self._show_message("Type, paste or dictate a script first: one shot per line.", error=True)
+            return None
+        try:
+            client = self.client()
+        except VoicebrushError as exc:
+            self._failed(exc)
+            return None
+        request = self.request()
+        options = {"style": self.style_edit.text().strip(), "negative_prompt": request.negative_prompt,
+                   "steps": request.steps or None, "seed": request.seed}
+        columns = self.columns_spin.value()
+        window = self.host.active_window()
+        self.board_document, self.board_panels = None, {}
+
+        def work(on_event, cancelled):
+            return board_jobs.run_board(client, script=None if audio is not None else script, audio=audio,
+                                        on_event=on_event, cancelled=cancelled, **options)
+
+        def on_event(name, data):
+            if name == "board":
+                self.board_document = self.host.create_storyboard_page(data, columns, client.server, window)
+                self.progress_bar.setRange(0, len(data.get("shots") or []))
+                self.progress_bar.setValue(0)
+                self._show_message("Drawing %d panels\u2026" % len(data.get("shots") or []))
+            elif name == "panel" and self.board_document is not None:
+                self.board_panels[data.index] = self.host.put_panel(self.board_document, data)
+                self.progress_bar.setValue(len(self.board_panels))
+                self._show_preview(data.png)
+                self._show_message("Shot %d is in (%d of %d)." % (data.index, len(self.board_panels),
+                                                                  self.progress_bar.maximum()))
+            elif name == "shot_failed":
+                self._show_message("Shot %d: %s" % (data["index"], (data.get("error") or {}).get("message")), error=True)
+            elif name == "progress" and data.get("preview"):
+                self._show_preview(base64.b64decode(data["preview"]))
+
+        self._started_at = time.monotonic()
+        self.task = BackgroundTask(work, self)
+        self.task.job_event.connect(lambda name, data: self._host_call(on_event, name, data))
+        self.task.succeeded.connect(self._board_done)
+        self.task.failed.connect(self._failed)
+        self.progress_bar.setRange(0, 0)
+        self._set_busy(True, cancellable=True)
+        self._show_message("Splitting the script into shots\u2026")
+        self.task.start()
+        return self.task
+
+    def _host_call(self, handler, *args):
+        try:
+            handler(*args)
+        except VoicebrushError as exc:
+            self._show_message(str(exc), error=True)
+
+    def _board_done(self, board):
+        self._set_busy(False)
+        self.last_generation_s = time.monotonic() - self._started_at
+        shots = board.get("shots") or []
+        missing = [shot["index"] for shot in shots if shot.get("index") not in self.board_panels]
+        text = "Storyboard ready: %d of %d panels in %.1f s." % (len(self.board_panels), len(shots),
+                                                                 self.last_generation_s)
+        if missing:
+            text += " No picture for shot %s." % ", ".join(str(i) for i in missing)
+        self._show_message(text, error=bool(missing))
+        self.last_error = None
+        self.finished.emit(self.board_document)
+
+    def redo_selected_shot(self):
+        """Draw the selected shot's panel again (with the new text, if one is typed); returns the task or None."""
+        if self.task is not None and self.task.running:
+            self._show_message("Wait for the current generation to finish, or cancel it.", error=True)
+            return None
+        doc = self.host.active_document()
+        page = self.host.storyboard_of(doc)
+        if page is None:
+            self._show_message("Open a storyboard page made by voicebrush first.", error=True)
+            return None
+        index = self.host.selected_shot(doc)
+        if index is None:
+            self._show_message("Select a shot's group (\u201cShot N: \u2026\u201d) in the Layers docker, then Redo.",
+                               error=True)
+            return None
+        text = self.redo_text_edit.text().strip() or None
+        try:
+            client = Client(page.get("server") or self.server_url(), self.token_edit.text().strip())
+        except VoicebrushError as exc:
+            self._failed(exc)
+            return None
+
+        def work(on_event, cancelled):
+            return board_jobs.redo_shot(client, page["board"], index, text=text, on_event=on_event, cancelled=cancelled)
+
+        self._started_at = time.monotonic()
+        self.task = BackgroundTask(work, self)
+        self.task.job_event.connect(self._job_event)
+        self.task.succeeded.connect(lambda picture: self._shot_redone(doc, picture))
+        self.task.failed.connect(self._failed)
+        self.progress_bar.setRange(0, 0)
+        self._set_busy(True, cancellable=True)
+        self._show_message("Drawing shot %d again\u2026" % index)
+        self.task.start()
+        return self.task
+
+    def _shot_redone(self, doc, picture):
+        self._set_busy(False)
+        try:
+            node = self.host.put_panel(doc, picture)
+        except VoicebrushError as exc:
+            self._failed(exc)
+            return
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(1)
+        self._show_preview(picture.png)
+        self.redo_text_edit.clear()
+        self._show_message("Shot %d drawn again (seed %s); the earlier picture is hidden in its group."
+                           % (picture.index, picture.seed))
+        self.last_node = node
+        self.last_error = None
+        self.finished.emit(node)
+
     def cancel(self):
         if self.task is not None and self.task.running:
             self.task.cancel()
@@ -373,7 +571,7 @@ class VoicebrushPanel(QtWidgets.QWidget):
         elif self.recorder is not None:
             self.recorder.stop()
             self.recorder = None
-            self.record_button.setText("Hold to talk")
+            self._reset_record_buttons()
             self._show_message("Recording discarded.")
 
     def _job_event(self, name, data):
@@ -432,7 +630,8 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.finished.emit(exc)
 
     def _set_busy(self, busy, cancellable=False):
-        self.generate_button.setEnabled(not busy)
+        for button in self._busy_buttons:
+            button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy and cancellable)
 
     def _show_message(self, text, error=False):
