@@ -73,6 +73,10 @@ class Settings:
     work_budget: tuple[int, int] | None = None
     max_upload_bytes: int = 25 * 1024 * 1024
     preview_every: int = 2  # a JPEG preview every N steps
+    # History retention (serve --keep-days / --max-jobs), applied at start and once a
+    # day; None keeps everything (see jobs/retention.py).
+    keep_days: float | None = None
+    max_jobs: int | None = None
 
     @property
     def is_loopback(self) -> bool:

@@ -14,7 +14,8 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from voicebrush_daemon import bench, bench_gpu, cli
+from voicebrush_daemon import bench, cli
+from voicebrush_daemon.bench import gpu as bench_gpu
 
 CONTRACT_KEYS = ("overhead_ratio", "asr_rtf", "e2e_dictation_s")
 ISSUE_KEYS = ("asr_rtf_by_engine", "gen_steps_per_s", "first_request_s", "machine", "device", "versions", "date", "gpu")

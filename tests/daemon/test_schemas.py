@@ -32,6 +32,7 @@ WORDS_ONLY = {"size"}
 MINIMAL_BODIES = {
     "POST /v1/storyboards": {"script": "a fox"},
     "POST /v1/storyboards/{board_id}/shots/{index}": {},
+    "POST /v1/history/prune": {"keep_days": 30, "max_jobs": 100},
 }
 
 

@@ -85,7 +85,7 @@ def served_app(make_app):
     """served_app(**settings_overrides) -> ServedApp on http://127.0.0.1:PORT, ready."""
     from aiohttp import web
 
-    from voicebrush_daemon.server.runner import DaemonRunner
+    from voicebrush_daemon.server.request_handler import DaemonRunner
 
     started: list[tuple[asyncio.AbstractEventLoop, web.AppRunner, threading.Thread]] = []
 

@@ -44,7 +44,7 @@ def test_help_says_how_to_keep_the_token_out_of_ps_and_token_file_errors_are_one
     flat = " ".join(serve_help.split())
     assert "`ps`" in flat and "VOICEBRUSH_TOKEN" in flat and "--token-file" in flat, serve_help
     assert "--token S" not in cli.EPILOG  # the example itself would put it in ps
-    readme = (__import__("pathlib").Path(cli.__file__).parents[2] / "README.md").read_text()
+    readme = (__import__("pathlib").Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "--token-file" in readme and "`ps`" in readme
     empty = tmp_path / "empty"
     empty.write_text("\n")

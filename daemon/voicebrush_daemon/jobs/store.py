@@ -26,6 +26,7 @@ IMAGE_NAME = re.compile(r"^[0-9a-f]{32}-[0-9]{1,2}$")
 INPUT_ROLES = ("image", "mask", "depth")
 INPUT_NAME = re.compile(r"^([0-9a-f]{32})-(image|mask|depth)$")
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+JOB_FILE_PREFIX = re.compile(r"^([0-9a-f]{32})-")  # every file of a job in images/ starts with its id
 TEMP_PREFIX = ".partial-"
 
 
@@ -135,6 +136,10 @@ class JobStore:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
     def recent(self, limit: int) -> list[Job]:
         with self._lock:
             jobs = sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)
@@ -172,6 +177,39 @@ class JobStore:
         except OSError as exc:
             raise self._failed(folder, exc) from exc
         self._errors.pop(folder.name, None)
+
+    def delete(self, job_id: str) -> bool:
+        """Forget a finished job: its record, then every file of it in the images folder
+        (results, and inputs stored beside them). A crash in between leaves files that
+        belong to no record, which the next sweep_orphans removes. A queued or running
+        job is never deleted. Returns whether it was."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status in ACTIVE:
+                return False
+            del self._jobs[job_id]
+        try:
+            (self.jobs_dir / f"{job_id}.json").unlink(missing_ok=True)
+            for path in self._files_of(job_id):
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise self._failed(self.jobs_dir, exc) from exc
+        return True
+
+    def sweep_orphans(self) -> int:
+        """Remove image files whose job has no record (left by a crash mid-delete)."""
+        with self._lock:
+            known = set(self._jobs)
+        removed = 0
+        for path in self.images_dir.glob("*") if self.images_dir.is_dir() else ():
+            owner = JOB_FILE_PREFIX.match(path.name)
+            if owner and owner.group(1) not in known:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _files_of(self, job_id: str):
+        return self.images_dir.glob(f"{job_id}-*") if self.images_dir.is_dir() else ()
 
     def image_path(self, name: str) -> Path | None:
         """The file for an image name (or an input's name: inputs are served like

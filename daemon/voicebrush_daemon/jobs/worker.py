@@ -415,6 +415,15 @@ class JobQueue:
                 if work.cancel.is_set():
                     self._finish(job, CANCELLED)
                     return
+            elif job.kind == DICTATION and prompt:
+                # Typed for our own route: the same controls as speech (spoken.py), so
+                # typing and saying "..., wide shot, without people" draw the same picture.
+                said = spoken.read_controls(prompt)
+                prompt = said.prompt or prompt
+                negative = ", ".join(p for p in (negative, said.negative_prompt) if p)
+                if size is None and said.aspect is not None:
+                    size = spoken.size_for_aspect(said.aspect, engines.image.native_size)
+                job.prompt, job.negative_prompt = prompt, negative
             width, height = size or engines.image.native_size
             job.size = f"{width}x{height}"
             job.status = GENERATING

@@ -12,8 +12,9 @@ from ..jobs.events import EventHub
 from ..jobs.store import JobStore
 from ..jobs.worker import Engines, JobQueue
 from ..settings import Settings
-from . import routes_audio, routes_images, routes_jobs, routes_meta, routes_storyboards
+from . import routes_audio, routes_history, routes_images, routes_jobs, routes_meta, routes_storyboards
 from .middleware import error_shape, make_access_middleware, make_cors_headers
+from .retention import retention_ctx
 from .state import HUB, JOBS, SETTINGS, STORE
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
         await asyncio.get_running_loop().run_in_executor(None, queue.close)
 
     app.cleanup_ctx.append(lifecycle)
-    for module in (routes_meta, routes_audio, routes_images, routes_jobs):
+    app.cleanup_ctx.append(retention_ctx)  # after lifecycle: the history is open by then
+    for module in (routes_meta, routes_audio, routes_images, routes_jobs, routes_history):
         app.add_routes(module.routes)
     routes_storyboards.install(app, settings, store, hub, queue)
     return app

@@ -38,6 +38,7 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     public: bool = False  # True: no token needed (health)
     generates: bool = False  # True: queues image work, bounded by the device's budget (budget.py)
+    needs_models: bool = True  # False: answers while the models load (the body is still validated)
     description: str | None = None
 
     @property
@@ -86,14 +87,16 @@ async def read_input(request: web.Request, declared: Endpoint) -> BaseModel:
         if not is_multipart(request):
             raise ApiError(400, "Send this as multipart/form-data.", "invalid_form", param=_first_upload(declared.form))
         # Readiness first: a client should not upload 25 MB to hear the models are loading.
-        request.app[JOBS]._require_ready()
+        if declared.needs_models:
+            request.app[JOBS]._require_ready()
         form = await read_form(request, request.app[SETTINGS].max_upload_bytes, files=upload_fields(declared.form))
         fields: dict[str, Any] = {k: v.strip() for k, v in form.fields.items()}
         # A form field left blank means its default, as a browser submits an empty input.
         fields = {k: v for k, v in fields.items() if v != ""}
         fields.update(form.files)
         return validate(declared.form, fields, strings=True, context=validation_context(request))
-    request.app[JOBS]._require_ready()
+    if declared.needs_models:
+        request.app[JOBS]._require_ready()
     return validate(declared.json, await read_json(request), strings=False, context=validation_context(request))
 
 

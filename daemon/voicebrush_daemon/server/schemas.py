@@ -34,6 +34,7 @@ from ..options import (
     MIN_SIDE,
     GenerationOptions,
 )
+from ..jobs.retention import Retention
 from ..speech.base import TranscribeOptions
 
 # "WxH" or "auto"; the pattern bounds the digits, the validator checks the sides.
@@ -196,6 +197,34 @@ class JobListQuery(RequestModel):
     limit: Annotated[int, Field(ge=1, le=1000, description="How many jobs, newest first; default 20."), BeforeValidator(_integral)] = 20
 
 
+class PruneRequest(RequestModel):
+    """POST /v1/history/prune: delete old finished jobs now (queued and running ones never)."""
+
+    # The rule the model validator applies, stated in the schema too: a policy, at least.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["keep_days"], "properties": {"keep_days": {"type": "number"}}},
+                {"required": ["max_jobs"], "properties": {"max_jobs": {"type": "integer"}}},
+            ]
+        }
+    )
+
+    keep_days: Annotated[float, Field(ge=0, allow_inf_nan=False, description="Delete finished jobs older than this many days.")] | None = None
+    max_jobs: Annotated[int, Field(ge=0, description="Keep at most this many of the newest finished jobs."), BeforeValidator(_integral)] | None = None
+    dry_run: bool | None = Field(None, description="Only say what would be deleted; default false.")
+
+    @model_validator(mode="after")
+    def _some_policy(self) -> "PruneRequest":
+        if self.keep_days is None and self.max_jobs is None:
+            raise PydanticCustomError("missing_field", "Give 'keep_days', 'max_jobs' or both.", {"param": "keep_days"})
+        return self
+
+    def to_options(self) -> tuple[Retention, bool]:
+        """The policy, and whether only to say what it would delete."""
+        return Retention(keep_days=self.keep_days, max_jobs=self.max_jobs), bool(self.dry_run)
+
+
 # ---- responses (described for clients; the handlers build them) ----------------
 
 
@@ -323,3 +352,11 @@ class Transcription(AnswerModel):
     language: str | None = None
     duration: float | None = None
     segments: list[dict[str, Any]] | None = None
+
+
+class PruneResult(AnswerModel):
+    object: Literal["voicebrush.prune"]
+    dry_run: bool
+    policy: str
+    deleted: list[str] = Field(description="The ids of the jobs deleted (or, with dry_run, that would be).")
+    kept: int

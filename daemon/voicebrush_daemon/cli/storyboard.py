@@ -9,8 +9,13 @@ was drawn, 1 otherwise (the sheet is still written, showing which are missing).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from .arguments import add_client_options, add_model_options
+from .connect import daemon_for
+from .console import CommandFailed, error_line, say
+
+NAME = "storyboard"
 
 MAX_SCRIPT_BYTES = 1024 * 1024  # the daemon takes far less; a bigger file is surely no script
 
@@ -27,11 +32,9 @@ examples:
 """
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    from .cli import _add_client_options, _add_model_options
-
-    parser = subparsers.add_parser(
-        "storyboard",
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        NAME,
         help="a script (text or spoken) to a sheet of panels",
         description=DESCRIPTION,
         epilog=EXAMPLES,
@@ -47,9 +50,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=-1, help="the board's seed (default: random)")
     parser.add_argument("--seed-mode", default="same", choices=["same", "sequence"], help="same: one seed for all shots (default); sequence: shot i uses seed + i - 1")
     parser.add_argument("--language", default=None, help="with --audio: the language spoken, e.g. en (default: detect)")
-    _add_client_options(parser)
-    _add_model_options(parser)
-    return parser
+    add_client_options(parser)
+    add_model_options(parser)
+    parser.set_defaults(run=run)
 
 
 def _read_script(path: Path) -> str:
@@ -67,14 +70,12 @@ def _read_script(path: Path) -> str:
 
 
 def _say(message: str) -> int:
-    print(f"voicebrush: {message}", file=sys.stderr)
+    error_line(message)
     return 1
 
 
 def run(args: argparse.Namespace) -> int:
     from voicebrush_client import VoicebrushError
-
-    from .cli_client import connect
 
     kind = args.output.suffix.lower().lstrip(".")
     if kind not in ("png", "pdf"):
@@ -92,21 +93,24 @@ def run(args: argparse.Namespace) -> int:
     options = {"style": args.style, "negative_prompt": args.negative_prompt, "size": args.size, "steps": args.steps or None,
                "seed": args.seed, "seed_mode": args.seed_mode, "language": args.language if args.audio else None}
     try:
-        with connect(args) as client:
+        with daemon_for(args, speech=args.audio is not None) as client:
             board = client.create_storyboard(**source, **options)
             if board.get("transcript"):
-                print(f"heard: {board['transcript']!r}", file=sys.stderr)
+                say(f"heard: {board['transcript']!r}")
             count = len(board["shots"])
-            print(f"storyboard {board['id']}: {count} shots at {board['size']}", file=sys.stderr)
+            say(f"storyboard {board['id']}: {count} shots at {board['size']}")
             for shot in board["shots"]:
-                print(f"  {shot['index']:>2}. {shot['text']}", file=sys.stderr)
+                say(f"  {shot['index']:>2}. {shot['text']}")
 
             def report(name: str, data: dict) -> None:
                 if name in ("done", "failed", "cancelled") and "index" in data:
-                    print(f"shot {data['index']}/{count} {name}", file=sys.stderr)
+                    say(f"shot {data['index']}/{count} {name}")
 
             final = client.follow_storyboard(board["id"], on_event=report)
             sheet = client.fetch_sheet(board["id"], kind)
+    except CommandFailed as exc:
+        error_line(str(exc))
+        return exc.exit_code
     except VoicebrushError as exc:
         return _say(str(exc))
     args.output.parent.mkdir(parents=True, exist_ok=True)
