@@ -32,15 +32,15 @@ report["registered"] = {
 
 # What the panel hands to Krita, kept to compare with what reached the layer.
 inserted = []
-real_insert = krita_glue.HostBridge.insert_images
+real_insert = krita_glue.HostBridge.insert_outcome
 
 
-def watching_insert(target, images, prompt, first_seed=None):
-    inserted.append(list(images))
-    return real_insert(target, images, prompt, first_seed)
+def watching_insert(target, outcome):
+    inserted.append(list(outcome.result.images))
+    return real_insert(target, outcome)
 
 
-krita_glue.HostBridge.insert_images = staticmethod(watching_insert)
+krita_glue.HostBridge.insert_outcome = staticmethod(watching_insert)
 
 
 def pump_until(predicate, timeout=60.0):
