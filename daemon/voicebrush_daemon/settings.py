@@ -77,6 +77,11 @@ class Settings:
     # day; None keeps everything (see jobs/retention.py).
     keep_days: float | None = None
     max_jobs: int | None = None
+    # Streamed dictation (jobs/listening.py): takes (listening jobs and Realtime sessions)
+    # at once, the longest take, and how long a take may go without audio.
+    max_listening: int = 4
+    max_take_seconds: float = 120.0
+    audio_timeout_s: float = 30.0
 
     @property
     def is_loopback(self) -> bool:

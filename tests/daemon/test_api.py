@@ -214,7 +214,13 @@ async def test_missing_prompt_bad_json_and_non_objects(client):
 
 
 async def test_oversized_json_is_413(client):
-    response = await client.post("/v1/jobs", data=b'{"prompt": "' + b"a" * (2 * 1024 * 1024) + b'"}', headers={"Content-Type": "application/json"})
+    response = await client.post("/v1/images/generations", data=b'{"prompt": "' + b"a" * (2 * 1024 * 1024) + b'"}', headers={"Content-Type": "application/json"})
+    assert response.status == 413
+    assert_error(await response.json(), "payload_too_large")
+    # /v1/jobs takes two pictures as base64 (about 68 MB), and no more.
+    from voicebrush_daemon.server.schemas import PICTURE_JSON_BYTES
+
+    response = await client.post("/v1/jobs", data=b'{"prompt": "' + b"a" * PICTURE_JSON_BYTES + b'"}', headers={"Content-Type": "application/json"})
     assert response.status == 413
     assert_error(await response.json(), "payload_too_large")
 

@@ -28,16 +28,25 @@ CORPUS = [
 ]
 # Fields whose after-validator checks what the schema can only describe.
 WORDS_ONLY = {"size"}
-# The smallest valid body of each route that does not start from a prompt.
+# The smallest valid body of each route that does not start from a prompt alone.
+PICTURE = "iVBORw0KGgo="  # any string is schema-valid; decoding it is the route's work
 MINIMAL_BODIES = {
     "POST /v1/storyboards": {"script": "a fox"},
     "POST /v1/storyboards/{board_id}/shots/{index}": {},
     "POST /v1/history/prune": {"keep_days": 30, "max_jobs": 100},
+    "POST /sdapi/v1/img2img": {"prompt": "a fox", "init_images": [PICTURE]},
+    "POST /sdapi/v1/extra-single-image": {"image": PICTURE},
+    "POST /sdapi/v1/options": {},
 }
 
 
 def minimal_body(label: str) -> dict:
     return MINIMAL_BODIES.get(label, {"prompt": "a fox"})
+
+
+def as_options(body):
+    # Generation bodies compare by the options they become; the others by their fields.
+    return body.to_options() if hasattr(body, "to_options") else body
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +82,7 @@ def pydantic_accepts(model, body) -> bool:
 
 async def test_every_json_body_agrees_with_its_served_schema(client, document):
     bodies = dict(json_bodies(client.server.app))
-    assert {"POST /v1/images/generations", "POST /v1/jobs", "POST /v1/storyboards"} <= set(bodies)
+    assert {"POST /v1/images/generations", "POST /v1/jobs", "POST /v1/storyboards", "POST /sdapi/v1/txt2img", "POST /sdapi/v1/img2img"} <= set(bodies)
     disagreements = []
     for label, model in bodies.items():
         checker = schema_validator(document, model)
@@ -89,16 +98,38 @@ async def test_every_json_body_agrees_with_its_served_schema(client, document):
     assert not disagreements, "accepted by only one side:\n" + "\n".join(map(repr, disagreements))
 
 
+def outcome(model, body):
+    """The options a body gives, or how it is refused."""
+    try:
+        return as_options(validate(model, body, strings=False, context={"schedulers": SCHEDULERS}))
+    except ApiError as error:
+        return ("refused", error.code, error.param)
+
+
 async def test_null_means_the_default_for_every_optional_field(client, document):
+    base = {"prompt": "a fox"}
     for label, model in json_bodies(client.server.app):
         base = minimal_body(label)
-        defaults = validate(model, base, strings=False, context={"schedulers": SCHEDULERS}).to_options()
+        checker = schema_validator(document, model)
         for name, info in model.model_fields.items():
             if info.is_required() or name in base:
                 continue
-            options = validate(model, {**base, name: None}, strings=False, context={"schedulers": SCHEDULERS}).to_options()
-            assert options == defaults, (label, name)
-            assert schema_validator(document, model).is_valid({**base, name: None}), (label, name)
+            # A null field is the field left out: the same options, or the same refusal
+            # (a null prompt where a prompt is needed, as for a JobRequest without stream_audio).
+            absent = {key: value for key, value in base.items() if key != name}
+            assert outcome(model, {**base, name: None}) == outcome(model, absent), (label, name)
+            assert checker.is_valid({**base, name: None}) == checker.is_valid(absent), (label, name)
+            if name not in base:
+                assert checker.is_valid({**base, name: None}), (label, name)
+
+
+async def test_a_streamed_job_is_the_one_json_job_without_a_prompt(client, document):
+    from voicebrush_daemon.server.schemas import JobRequest
+
+    checker = schema_validator(document, JobRequest)
+    for body, valid in [({"stream_audio": True}, True), ({"stream_audio": True, "prompt": None}, True), ({}, False), ({"stream_audio": False}, False), ({"stream_audio": None}, False)]:
+        assert checker.is_valid(body) == valid, body
+        assert (not isinstance(outcome(JobRequest, body), tuple)) == valid, body
 
 
 async def test_size_null_generates_at_the_native_size(client):

@@ -133,6 +133,17 @@ async def test_the_frame_is_16_9_at_the_native_area_by_default_and_format_words_
         assert (await (await client.get(f"/v1/jobs/{shot['job']}")).json())["size"] == board["size"]
 
 
+async def test_a_shots_job_draws_the_prompt_the_board_shows(client):
+    # The worker reads typed prompts' controls for /v1/jobs; a shot's were read by the
+    # board, so its format words stay (and "no" in a style is not a negative).
+    board = await create(client, script="a desert road, landscape", style="no outlines", size="64x64", steps=1)
+    final = await wait_board(client, board["id"])
+    job = await (await client.get(f"/v1/jobs/{final['shots'][0]['job']}")).json()
+    assert job["status"] == "done", job
+    assert job["prompt"] == board["shots"][0]["prompt"] and "landscape" in job["prompt"], (job["prompt"], board["shots"][0])
+    assert job["negative_prompt"] == board["shots"][0]["negative_prompt"]
+
+
 async def test_a_dictated_script(client):
     from aiohttp import FormData
 

@@ -90,6 +90,57 @@ def test_polling_fallback_when_events_are_not_offered(tiny_daemon, monkeypatch):
     assert len(result.images) == 1 and result.job["status"] == "done"
 
 
+def _png(image):
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_jobs_that_start_from_pictures(tiny_daemon):
+    """What the Krita and Blender plugins send: the canvas (img2img), the canvas and a
+    selection (inpaint), the scene's depth; PNG bytes in, the record naming each input."""
+    import numpy as np
+    from PIL import Image
+
+    client = vc.Client(tiny_daemon.url)
+    rng = np.random.default_rng(4)
+    canvas = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "RGB")
+    result = client.run_job("a forest at dusk", image=_png(canvas), strength=0.5, steps=2, size=(64, 64), seed=3)
+    assert (result.job["mode"], result.job["strength"], list(result.job["inputs"])) == ("img2img", 0.5, ["image"])
+    kept = Image.open(io.BytesIO(client.fetch(result.job["inputs"]["image"])))
+    assert np.array_equal(np.asarray(kept.convert("RGB")), np.asarray(canvas))  # the history keeps what was sent
+    assert [vc.png_size(png) for png in result.images] == [(64, 64)]
+
+    selection = Image.new("L", (64, 64), 0)
+    selection.paste(255, (0, 0, 32, 64))
+    result = client.run_job("a door", image=_png(canvas), mask=_png(selection), steps=2, size="64x64", seed=3)
+    assert result.job["mode"] == "inpaint" and sorted(result.job["inputs"]) == ["image", "mask"]
+    drawn = np.asarray(Image.open(io.BytesIO(result.images[0])).convert("RGB"))
+    from voicebrush_daemon.imaging.inputs import feathered
+
+    untouched = np.asarray(feathered(selection, 4)) == 0  # beyond the seam (mask_blur 4)
+    assert untouched[:, 48:].all()
+    assert np.array_equal(drawn[untouched], np.asarray(canvas)[untouched])
+
+    depth = Image.linear_gradient("L").resize((96, 64))
+    result = client.run_job("a canyon", depth=_png(depth), steps=2)
+    assert result.job["mode"] == "depth" and result.job["size"] == "312x208"
+
+    result = client.run_job(audio=(SPEECH / "fox.mp3").read_bytes(), audio_filename="fox.mp3", image=_png(canvas), steps=2, size="64x64")
+    assert result.job["mode"] == "img2img" and result.transcript  # spoken over the canvas
+
+    with pytest.raises(vc.VoicebrushError) as raised:
+        client.submit_job("a fox", image=b"not a png")
+    assert (raised.value.status, raised.value.code, raised.value.param) == (400, "invalid_image", "image")
+    with pytest.raises(vc.VoicebrushError) as raised:
+        client.submit_job("a fox", mask=_png(selection))
+    assert (raised.value.code, raised.value.param) == ("invalid_value", "mask")
+    with pytest.raises(TypeError):
+        client.submit_job("a fox", image="canvas.png")  # bytes, not a path
+    with pytest.raises(TypeError):
+        client.generate("a fox", strength=0.5)  # text to image only
+
+
 # -- storyboards against the daemon -------------------------------------------------
 
 BOARD = {"size": "64x64", "steps": 2}
@@ -269,6 +320,26 @@ def test_sse_parser_handles_comments_multiline_and_crlf():
     lines = [b": keep-alive\n", b"event: progress\r\n", b'data: {"step": 1,\n', b'data: "steps": 4}\n', b"\n",
              b"data: plain\n", b"\n"]
     assert list(vc.parse_sse(lines)) == [("progress", {"step": 1, "steps": 4}), ("message", "plain")]
+
+
+def test_picture_jobs_go_as_multipart_parts(monkeypatch):
+    sent = {}
+
+    def call(method, path, body=None, content_type=None, **kwargs):
+        sent.update(path=path, body=body, content_type=content_type)
+        return 202, [], b'{"id": "x", "status": "queued"}'
+
+    client = vc.Client()
+    monkeypatch.setattr(client, "_call", call)
+    client.submit_job("a cat", image=b"\x89PNG image", depth=b"\x89PNG depth", strength=0.6)
+    assert sent["path"] == "/v1/jobs" and sent["content_type"].startswith("multipart/form-data; boundary=")
+    assert b'name="image"; filename="image.png"\r\nContent-Type: image/png\r\n\r\n\x89PNG image\r\n' in sent["body"]
+    assert b'name="depth"; filename="depth.png"' in sent["body"] and b'name="mask"' not in sent["body"]
+    assert b'name="strength"\r\n\r\n0.6\r\n' in sent["body"]
+    client.submit_job("a cat")
+    assert sent["content_type"] == "application/json"  # no picture: JSON as before
+    with pytest.raises(vc.VoicebrushError):
+        client.submit_job(image=b"\x89PNG image")  # a picture alone says nothing to draw
 
 
 def test_multipart_body_is_well_formed():

@@ -17,6 +17,7 @@ runs on the main UNet with masked latents (diffusers' inpaint pipeline does that
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import time
 from typing import Callable
@@ -29,6 +30,7 @@ from ..models import MODE_MODELS, ModelUnavailable
 from .base import GenerationRequest, StepCallback
 from .device import RuntimePlan
 from .inputs import DEPTH, IMG2IMG, INPAINT, NEUTRAL_GREY, TEXT, depth_values, feathered
+from .schedulers import DEFAULT_SCHEDULER, SCHEDULERS
 from .sources import (
     ModelSource,
     cached_snapshot,
@@ -39,18 +41,6 @@ from .sources import (
 )
 
 log = logging.getLogger(__name__)
-
-# name -> (diffusers class name, options on top of the model's own scheduler config).
-# Built from the loaded pipeline's config so prediction_type (v for SD2-768), betas and
-# timestep spacing carry over.
-SCHEDULERS: dict[str, tuple[str, dict]] = {
-    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "ddim": ("DDIMScheduler", {}),
-    "euler": ("EulerDiscreteScheduler", {}),
-    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
-    "unipc": ("UniPCMultistepScheduler", {}),
-}
-DEFAULT_SCHEDULER = "dpmpp_2m"
 
 # Linear map from SD's 4 latent channels to RGB in [-1, 1]: a preview for free, no VAE.
 # (The "cheap approximation" used by AUTOMATIC1111's live previews; fits SD 1.x and 2.x.)
@@ -149,9 +139,10 @@ class DiffusersImageGenerator:
     def generate(self, request: GenerationRequest, on_step: StepCallback | None = None) -> list[Image.Image]:
         """request.n RGB images; image i is the picture seed + i gives alone, in every mode."""
         pipe, scheduler_config = self.pipeline_for(request.mode)
-        pipe.scheduler = self.make_scheduler(request.scheduler, scheduler_config)  # schedulers keep per-run state
+        seeds = [request.seed + i for i in range(request.n)]
+        pipe.scheduler = self.make_scheduler(request.scheduler, scheduler_config, seeds=seeds)  # schedulers keep per-run state
         # CPU generators: the same seed gives the same starting noise on every device.
-        generators = [torch.Generator("cpu").manual_seed(request.seed + i) for i in range(request.n)]
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
         arguments, keep = self._mode_arguments(request)
 
         def step_end(pipeline, index: int, timestep, tensors: dict) -> dict:
@@ -399,16 +390,24 @@ class DiffusersImageGenerator:
                 torch.cuda.empty_cache()
             log.info("unloaded the %s UNet (not needed for %s); UNets loaded: %s", ", ".join(idle), mode or "now", ", ".join(self.loaded_unets.values()))
 
-    def make_scheduler(self, name: str, config: dict | None = None):
+    def make_scheduler(self, name: str, config: dict | None = None, seeds: list[int] | None = None):
         """A fresh scheduler called `name`, configured like the model's own (or like
-        `config`, a mode UNet's own scheduler config)."""
+        `config`, a mode UNet's own scheduler config). `seeds`, one per image, seed the
+        schedulers that draw noise of their own (DPM++ SDE's Brownian tree ignores the
+        pipeline's generators), so image i stays the picture seed + i gives alone."""
         try:
-            class_name, options = SCHEDULERS[name]
+            scheduler = SCHEDULERS[name]
         except KeyError:
             raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}") from None
         import diffusers
 
-        return getattr(diffusers, class_name).from_config(config or self._scheduler_config, **options)
+        # Built from the model's own config, so prediction_type (v for SD2-768), betas and
+        # timestep spacing carry over.
+        cls = getattr(diffusers, scheduler.diffusers_class)
+        options = dict(scheduler.options)
+        if seeds is not None and "noise_sampler_seed" in inspect.signature(cls.__init__).parameters:
+            options["noise_sampler_seed"] = list(seeds)
+        return cls.from_config(config or self._scheduler_config, **options)
 
     def release_memory(self) -> None:
         """Give cached device memory back after a failure, so the next call can run."""

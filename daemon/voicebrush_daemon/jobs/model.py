@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 QUEUED, TRANSCRIBING, GENERATING = "queued", "transcribing", "generating"
+LISTENING = "listening"  # a streamed dictation whose audio is still arriving (jobs/listening.py)
 DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
-ACTIVE = frozenset({QUEUED, TRANSCRIBING, GENERATING})
+ACTIVE = frozenset({LISTENING, QUEUED, TRANSCRIBING, GENERATING})
 TERMINAL = frozenset({DONE, FAILED, CANCELLED})
 
 DICTATION, GENERATION = "dictation", "generation"
@@ -37,6 +38,9 @@ class Job:
     scheduler: str | None = None
     model: str | None = None
     step: int = 0
+    # The denoising steps the engine reports it runs: round(strength x steps) from a
+    # picture, more for a second-order scheduler (Heun, DPM2). None until it starts.
+    progress_steps: int | None = None
     images: list[str] = field(default_factory=list)  # image names, served at /v1/images/{name}.png
     mode: str = "text"  # "text", "img2img", "inpaint" or "depth": which inputs it started from
     strength: float | None = None  # how much of the input may change; None for text
@@ -76,7 +80,7 @@ class Job:
             "guidance_scale": self.guidance_scale,
             "scheduler": self.scheduler,
             "model": self.model,
-            "progress": {"step": self.step, "steps": self.steps},
+            "progress": {"step": self.step, "steps": self.progress_steps or self.steps},
             "images": [image_url(name) for name in self.images],
             "mode": self.mode,
             "strength": self.strength,

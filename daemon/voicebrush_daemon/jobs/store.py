@@ -168,6 +168,16 @@ class JobStore:
         self._write(self.images_dir, f"{name}.png", png)
         return name
 
+    def remove_inputs(self, job_id: str) -> None:
+        """Delete the inputs kept for a job that was refused after they were written."""
+        if not JOB_ID.fullmatch(job_id):
+            return
+        for role in INPUT_ROLES:
+            try:
+                (self.images_dir / f"{job_id}-{role}.png").unlink(missing_ok=True)
+            except OSError as exc:  # left for the next start's clean-up (no record names it)
+                log.warning("could not remove an input of refused job %s: %s", job_id, exc)
+
     def _write(self, folder: Path, filename: str, data: bytes, durable: bool = True) -> None:
         try:
             # mkdir each time: a folder removed (or replaced) while we run comes back

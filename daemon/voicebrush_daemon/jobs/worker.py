@@ -57,6 +57,7 @@ class _JobWork:
     samples: np.ndarray | None = None  # decoded speech for a dictation job
     language: str | None = None
     pictures: PictureInputs | None = None  # what it starts from (imaging.inputs), if anything
+    heard: Transcript | None = None  # a streamed take, already transcribed as it was spoken
     cancel: threading.Event = field(default_factory=threading.Event)
     enqueued: float = field(default_factory=time.perf_counter)
     lane: str | None = None  # a storyboard's id: its shots take turns with other requests as one
@@ -110,6 +111,10 @@ class JobQueue:
         # route that left (client gone) never leaves a result behind in memory.
         self.fresh_pngs: dict[str, list[bytes]] = {}
         self._png_waiters: set[str] = set()
+        # Held around every call into the speech engine: live takes are transcribed on a
+        # thread of their own (jobs/live_transcription.py), and openai-whisper's decoder
+        # is not safe to run twice at once (its KV cache hangs on the shared model).
+        self.speech_lock = threading.Lock()
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -202,26 +207,17 @@ class JobQueue:
         language: str | None = None,
         pictures: PictureInputs | None = None,
         lane: str | None = None,
+        heard: Transcript | None = None,
     ) -> Job:
         """Queue a job; returns a copy of its record as accepted (the worker changes the live one).
 
         `pictures` (imaging.inputs.picture_inputs / openai_edit_inputs) set the job's mode
         and strength; a mode whose weights are missing is a 400 `model_unavailable` here.
-        Jobs given the same `lane` wait as one request (a storyboard's shots)."""
-        engines = self._require_ready()
-        # Every generating route comes through here: a job cancel could not stop for
-        # minutes is refused before it is queued. Without a size (a spoken aspect, a
-        # picture's own) the job is drawn at about the native area.
-        width, height = options.size or engines.image.native_size
-        check_work(self.budget, width, height, options.n, options.steps)
-        if pictures is not None:
-            try:
-                engines.image.require_mode(pictures.mode)
-            except ModelUnavailable as exc:
-                raise ApiError(400, str(exc), "model_unavailable", param=pictures.mode) from None
-        work = _JobWork(job, options, samples, language, pictures, lane=lane)
-        if self._queue.refuses(work):  # only the event loop submits, so checking first is not racy
-            self._put(None)  # raises the 429
+        Jobs given the same `lane` wait as one request (a storyboard's shots). Inputs not
+        stored yet (see `submit`) are stored when the job starts.
+        `heard`: the transcript of a streamed take, so the worker goes straight to generating."""
+        work = _JobWork(job, options, samples, language, pictures, heard, lane=lane)
+        engines = self._check_accepts(work)
         job.model = engines.image.model_id
         job.mode = pictures.mode if pictures is not None else TEXT
         job.strength = pictures.resolved_strength if pictures is not None else None
@@ -234,6 +230,59 @@ class JobQueue:
         self._active[job.id] = work
         self._put(work)
         return accepted
+
+    async def submit(
+        self,
+        job: Job,
+        options: GenerationOptions,
+        samples: np.ndarray | None = None,
+        language: str | None = None,
+        pictures: PictureInputs | None = None,
+        lane: str | None = None,
+    ) -> Job:
+        """submit_job for the routes: the pictures a job starts from are stored first (off
+        the event loop), so its record names its inputs from the 202 on. A job that would
+        be refused (too much work, a mode without weights, a full queue) writes nothing."""
+        if pictures is not None:
+            self._check_accepts(_JobWork(job, options, samples, language, pictures, lane=lane))
+            loop = asyncio.get_running_loop()
+            try:
+                job.inputs = await loop.run_in_executor(None, self._keep_inputs, job, pictures)
+            except StorageError as exc:
+                self.store.remove_inputs(job.id)
+                raise ApiError(507, f"Could not keep the input pictures: {exc}", "storage_error", type="server_error") from None
+        try:
+            return self.submit_job(job, options, samples, language, pictures, lane)
+        except BaseException:
+            if job.inputs:  # refused after all: the queue filled while the inputs were written
+                self.store.remove_inputs(job.id)
+                job.inputs = {}
+            raise
+
+    def check_work_and_mode(self, options: GenerationOptions, pictures: PictureInputs | None) -> Engines:
+        """The engines, or 400: more work than the device's budget (too_large), or the
+        mode's weights missing (model_unavailable)."""
+        engines = self._require_ready()
+        # Every generating route comes through here: a job cancel could not stop for
+        # minutes is refused before it is queued. Without a size (a spoken aspect, a
+        # picture's own) the job is drawn at about the native area.
+        width, height = options.size or engines.image.native_size
+        check_work(self.budget, width, height, options.n, options.steps)
+        if pictures is not None:
+            try:
+                engines.image.require_mode(pictures.mode)
+            except ModelUnavailable as exc:
+                raise ApiError(400, str(exc), "model_unavailable", param=pictures.mode) from None
+        return engines
+
+    def _check_accepts(self, work: _JobWork) -> Engines:
+        """The engines, or the ApiError that submit_job would answer: not ready, more work
+        than the device's budget (400 too_large), the mode's weights missing (400
+        model_unavailable), the queue full (429)."""
+        engines = self.check_work_and_mode(work.options, work.pictures)
+        if self._queue.refuses(work):  # only the event loop submits, so checking first is not racy
+            self._put(None)  # raises the 429
+        return engines
 
     def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> "asyncio.Future[Transcript]":
         self._require_ready()
@@ -269,6 +318,12 @@ class JobQueue:
     @property
     def running(self) -> int:
         return 1 if self._running else 0
+
+    @property
+    def running_job(self) -> Job | None:
+        """The job the worker is on now (its live record), or None."""
+        work = self._active.get(self._running) if self._running else None
+        return work.job if work is not None else None
 
     # ---- the worker thread -----------------------------------------------------
 
@@ -325,7 +380,8 @@ class JobQueue:
         if not item.future.set_running_or_notify_cancel():
             return  # the client went away while it waited
         try:
-            transcript = self.engines.speech.transcribe(item.samples, item.options)
+            with self.speech_lock:
+                transcript = self.engines.speech.transcribe(item.samples, item.options)
         except ApiError as exc:  # the engine's own verdict on the input (e.g. unknown language)
             item.future.set_exception(ApiError(exc.status, exc.message, exc.code, param=exc.param))
             return
@@ -390,16 +446,20 @@ class JobQueue:
             prompt, negative, size = options.prompt, options.negative_prompt, options.size
             pictures = work.pictures
             if pictures is not None:
-                job.inputs = self._keep_inputs(job, pictures)
-                self._save(job)
+                if not job.inputs:  # submitted without `submit`, which stores them first
+                    job.inputs = self._keep_inputs(job, pictures)
+                    self._save(job)
                 if size is None:  # the canvas's shape wins over a spoken aspect
                     size = size_for_input(pictures.frame, engines.image.native_size)
-            if work.samples is not None:
-                job.status = TRANSCRIBING
-                self._save(job)
-                started = time.perf_counter()
-                heard = engines.speech.transcribe(work.samples, TranscribeOptions(language=work.language))
-                job.timings["transcribe_s"] = round(time.perf_counter() - started, 4)
+            if work.samples is not None or work.heard is not None:
+                heard = work.heard
+                if heard is None:
+                    job.status = TRANSCRIBING
+                    self._save(job)
+                    started = time.perf_counter()
+                    with self.speech_lock:
+                        heard = engines.speech.transcribe(work.samples, TranscribeOptions(language=work.language))
+                    job.timings["transcribe_s"] = round(time.perf_counter() - started, 4)
                 job.transcript = heard.text.strip()
                 said = spoken.interpret(job.transcript)
                 prompt = options.prompt or said.prompt  # a typed prompt overrides the speech
@@ -415,9 +475,11 @@ class JobQueue:
                 if work.cancel.is_set():
                     self._finish(job, CANCELLED)
                     return
-            elif job.kind == DICTATION and prompt:
+            elif job.kind == DICTATION and prompt and job.storyboard is None:
                 # Typed for our own route: the same controls as speech (spoken.py), so
                 # typing and saying "..., wide shot, without people" draw the same picture.
+                # Not for a storyboard's shot: the board already read each shot's controls
+                # (and keeps its format words, since the board's frame is fixed).
                 said = spoken.read_controls(prompt)
                 prompt = said.prompt or prompt
                 negative = ", ".join(p for p in (negative, said.negative_prompt) if p)
@@ -496,7 +558,7 @@ class JobQueue:
         job = work.job
 
         def on_step(step: int, steps: int, make_preview) -> bool:
-            job.step = step
+            job.step, job.progress_steps = step, steps
             data: dict[str, Any] = {"id": job.id, "step": step, "steps": steps}
             # A synchronous generation's caller only sees the final answer: no previews
             # for it (on CUDA each one forces a device sync).

@@ -34,12 +34,16 @@ class Endpoint:
     json: type[BaseModel] | None = None  # an application/json body
     form: type[BaseModel] | None = None  # a multipart/form-data body (fields typed Upload are file parts)
     query: type[BaseModel] | None = None  # the query string
+    # A body that is not JSON or a form ({content type: JSON schema}), e.g. a raw audio
+    # stream: documented here, read and checked by the handler itself.
+    raw: dict[str, Any] | None = None
     responses: dict[int, ResponseSpec] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     public: bool = False  # True: no token needed (health)
     generates: bool = False  # True: queues image work, bounded by the device's budget (budget.py)
     needs_models: bool = True  # False: answers while the models load (the body is still validated)
     description: str | None = None
+    json_limit: int | None = None  # bytes a JSON body may have (None: uploads.MAX_JSON_BYTES); pictures as base64 need more
 
     @property
     def takes_input(self) -> bool:
@@ -97,7 +101,8 @@ async def read_input(request: web.Request, declared: Endpoint) -> BaseModel:
         return validate(declared.form, fields, strings=True, context=validation_context(request))
     if declared.needs_models:
         request.app[JOBS]._require_ready()
-    return validate(declared.json, await read_json(request), strings=False, context=validation_context(request))
+    data = await read_json(request, declared.json_limit) if declared.json_limit else await read_json(request)
+    return validate(declared.json, data, strings=False, context=validation_context(request))
 
 
 def upload_fields(model: type[BaseModel]) -> tuple[str, ...]:

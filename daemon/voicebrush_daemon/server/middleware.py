@@ -6,6 +6,8 @@ HTML error page: every 4xx/5xx leaves as {"error": {message, type, code, param}}
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import logging
 import re
@@ -83,6 +85,26 @@ def origin_allowed(origin: str, settings: Settings) -> bool:
 def normalise_origin(origin: str) -> str:
     """scheme://host[:port] as browsers send it: lower case, no path, no trailing slash."""
     return origin.strip().rstrip("/").lower()
+
+
+# AUTOMATIC1111's routes: its clients authenticate with HTTP Basic (A1111's --api-auth),
+# so there the token is also accepted as the password (any user name).
+BASIC_AUTH_PREFIX = "/sdapi/"
+
+
+def supplied_token(request: web.Request) -> str:
+    """The token the request carries: a Bearer token, or on BASIC_AUTH_PREFIX paths the
+    password of HTTP Basic credentials; "" when none."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic" and request.path.startswith(BASIC_AUTH_PREFIX):
+        try:
+            credentials = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return ""
+        return credentials.partition(":")[2]
+    return ""
 
 
 CORS_METHODS = "GET, POST, DELETE, OPTIONS"
@@ -196,17 +218,18 @@ def make_access_middleware(settings: Settings):
                 },
             )
         if token is not None and not (request.method == "GET" and request.path == "/v1/health"):
-            supplied = request.headers.get("Authorization", "")
-            scheme, _, value = supplied.partition(" ")
+            supplied = supplied_token(request)
             # compare_digest: the time taken does not reveal how much of the token matched.
             # The supplied value is never logged or echoed, right or wrong.
-            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode("utf-8", "surrogateescape"), token):
+            if not supplied or not hmac.compare_digest(supplied.encode("utf-8", "surrogateescape"), token):
+                basic = request.path.startswith(BASIC_AUTH_PREFIX)
                 raise ApiError(
                     401,
-                    "Missing or wrong token: send 'Authorization: Bearer TOKEN' with the daemon's token.",
+                    "Missing or wrong token: send 'Authorization: Bearer TOKEN' with the daemon's token"
+                    + (" (or HTTP Basic auth with the token as the password)." if basic else "."),
                     "invalid_token",
                     type="authentication_error",
-                    headers={"WWW-Authenticate": 'Bearer realm="voicebrush"'},
+                    headers={"WWW-Authenticate": 'Basic realm="voicebrush"' if basic else 'Bearer realm="voicebrush"'},
                 )
         return await handler(request)
 

@@ -28,11 +28,13 @@ ERROR_DESCRIPTIONS = {
     401: "Missing or wrong token",
     403: "Request from a web page on a foreign Origin or another site, or (without a token) naming a Host that is not the daemon's",
     404: "No such job, image, storyboard or shot",
-    409: "Cancelled before it finished",
+    408: "No audio arrived for 30 s (audio_timeout)",
+    409: "Cancelled before it finished, or not in the state this needs",
     412: "The image is not the version If-Match / If-Unmodified-Since names",
     413: "Body, upload or form larger than its limit",
-    415: "A JSON body not sent as application/json, or in a content coding the daemon does not read",
+    415: "A body of a content type this route does not take, or in a content coding the daemon does not read",
     416: "A Range that is malformed or past the image's end",
+    426: "This route speaks WebSocket: send an Upgrade request",
     429: "Queue full; retry after Retry-After seconds",
     500: "The model failed on this request (engine_error)",
     503: "Models loading or failed to load, out of memory, or shutting down",
@@ -132,6 +134,8 @@ def _operation(declared: Endpoint, path: str, refs, *, auth: bool) -> dict[str, 
     content = {}
     if declared.json is not None:
         content["application/json"] = {"schema": refs[(declared.json, "validation")]}
+    for kind, schema in (declared.raw or {}).items():
+        content[kind] = {"schema": schema}
     if declared.form is not None:
         content["multipart/form-data"] = {"schema": refs[(declared.form, "validation")]}
         uploads = upload_fields(declared.form)

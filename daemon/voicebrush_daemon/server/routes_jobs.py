@@ -12,7 +12,9 @@ from ..errors import ApiError, InvalidAudio
 from ..jobs.model import DICTATION, TERMINAL, Job, new_job_id
 from ..options import GenerationOptions
 from .endpoint import endpoint
-from .schemas import JobEvent, JobForm, JobList, JobListQuery, JobRequest, JobView
+from .pictures import job_pictures
+from .routes_stream import LISTENING
+from .schemas import PICTURE_JSON_BYTES, JobEvent, JobForm, JobList, JobListQuery, JobRequest, JobView
 from .state import HUB, JOBS, STORE, image_url_maker
 
 routes = web.RouteTableDef()
@@ -57,22 +59,30 @@ def find_job(request: web.Request) -> Job:
 
 @routes.post("/v1/jobs")
 @endpoint(
-    "Queue a dictation job (audio and/or prompt); it runs whether or not anyone listens",
+    "Queue a dictation job (audio and/or prompt), optionally over pictures: image (img2img), image + mask (inpaint), "
+    "depth (+ image); with stream_audio, one that listens for its audio first. It runs whether or not anyone listens",
     json=JobRequest,
     form=JobForm,
+    json_limit=PICTURE_JSON_BYTES,
     generates=True,
-    responses={202: ("Queued", JobView)},
-    errors=(400, 413, 429, 503),
+    responses={202: ("Queued (status queued), or listening for its audio (stream_audio: status listening)", JobView)},
+    errors=(400, 413, 429, 503, 507),
 )
 async def create_job(request: web.Request, body: JobRequest | JobForm) -> web.Response:
     queue = request.app[JOBS]
+    pictures = await job_pictures(body.image, body.mask, body.depth, strength=body.strength)
+    job, options = job_from_options(DICTATION, body.to_options())
+    if isinstance(body, JobRequest) and body.stream_audio:
+        # The speech streams in next (POST /v1/jobs/{id}/audio); a picture rides along.
+        language = body.language.lower() if body.language else None
+        accepted = request.app[LISTENING].open(job, options, language=language, pictures=pictures)
+        return web.json_response(accepted.public(image_url_maker(request)), status=202)
     samples, language = None, None
     if isinstance(body, JobForm):
         language = body.language.lower() if body.language else None
         if body.file is not None:
             samples = await decode_upload(body.file)
-    job, options = job_from_options(DICTATION, body.to_options())
-    accepted = queue.submit_job(job, options, samples=samples, language=language)
+    accepted = await queue.submit(job, options, samples=samples, language=language, pictures=pictures)
     return web.json_response(accepted.public(image_url_maker(request)), status=202)
 
 
@@ -94,7 +104,7 @@ async def get_job(request: web.Request) -> web.Response:
 @endpoint("Cancel; stops within one denoising step. The job as it then stands.", responses={200: ("Job", JobView)}, errors=(404,))
 async def cancel_job(request: web.Request) -> web.Response:
     job = find_job(request)
-    request.app[JOBS].cancel(job.id)
+    request.app[LISTENING].cancel(job.id) or request.app[JOBS].cancel(job.id)
     # The worker confirms within one step; wait briefly so the answer is usually final.
     for _ in range(50):
         if job.status in TERMINAL:

@@ -48,6 +48,7 @@ async def health(request: web.Request) -> web.Response:
             "speech_engine": engines.speech.engine,
             "native_size": "{}x{}".format(*engines.image.native_size),
             "schedulers": list(engines.image.schedulers),
+            **picture_modes(engines.image),
         },
         "queue": {"running": queue.running, "waiting": queue.waiting},
         "storage": {"ok": store.last_error is None, "error": store.last_error},
@@ -61,15 +62,35 @@ async def list_models(request: web.Request) -> web.Response:
     queue = request.app[JOBS]
     queue._require_ready()
     image, speech = queue.engines.image, queue.engines.speech
+    modes = picture_modes(image)
+    serving: dict[str, list[str]] = {}  # model id -> the modes it runs
+    for mode, model in modes["modes"].items():
+        if model is not None:
+            serving.setdefault(model, []).append(mode)
+    loaded = set(modes["unets_loaded"].values())
+    images = [
+        {"id": model, "object": "model", "created": 0, "owned_by": "voicebrush", "kind": "image", "device": image.device,
+         "modes": served, "loaded": model in loaded}
+        for model, served in serving.items()
+    ]
     return web.json_response(
         {
             "object": "list",
             "data": [
-                {"id": image.model_id, "object": "model", "created": 0, "owned_by": "voicebrush", "kind": "image", "device": image.device},
+                *images,
                 {"id": speech.model_id, "object": "model", "created": 0, "owned_by": "voicebrush", "kind": "speech", "engine": speech.engine},
             ],
         }
     )
+
+
+def picture_modes(image) -> dict:
+    """What health and /v1/models say about the modes: which weights each mode runs on
+    (null: it cannot run here, e.g. depth without sd2-depth) and which UNets are in
+    memory now (a mode's own UNet loads on its first use)."""
+    models_for_modes = getattr(image, "models_for_modes", None)
+    modes = models_for_modes() if models_for_modes else {"text": image.model_id}
+    return {"modes": modes, "unets_loaded": dict(getattr(image, "loaded_unets", {"main": image.model_id}))}
 
 
 @routes.get("/openapi.json")

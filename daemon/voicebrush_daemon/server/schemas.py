@@ -34,6 +34,7 @@ from ..options import (
     MIN_SIDE,
     GenerationOptions,
 )
+from ..imaging.inputs import MAX_INPUT_BYTES, MAX_INPUT_SIDE
 from ..jobs.retention import Retention
 from ..speech.base import TranscribeOptions
 
@@ -79,6 +80,10 @@ def _integral(value: Any) -> Any:
     return value
 
 
+# For integer fields: 2.0 is 2 (as JSON Schema counts it), 2.5 and true stay invalid.
+Whole = BeforeValidator(_integral)
+
+
 def _is_upload(value: Any) -> Any:
     if not isinstance(value, (bytes, bytearray)):
         raise ValueError("must be a file part of the multipart form.")
@@ -107,6 +112,23 @@ ResponseFormat = Literal["url", "b64_json"]
 ModelName = Annotated[Any, Field(description="Accepted and echoed; the loaded model answers.")]
 Language = Annotated[str, Field(max_length=8, pattern=r"^[A-Za-z]+$", examples=["en"], description="ISO-639-1 code of the speech, e.g. en; default: detect.")]
 Upload = Annotated[Any, WithJsonSchema({"type": "string", "format": "binary"}), AfterValidator(_is_upload)]
+
+# ---- pictures in (imaging.inputs decodes and checks them; the routes call it) ---
+
+PICTURE_RULE = f"PNG, JPEG or WebP, at most {MAX_INPUT_BYTES // 2**20} MB and {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE}"
+# A JSON body may carry two pictures as base64 (image + mask, or depth + image).
+PICTURE_JSON_BYTES = 2 * (MAX_INPUT_BYTES * 4 // 3 + 4) + 1024 * 1024
+PictureBase64 = Annotated[
+    str,
+    Field(description=f"A picture as base64, raw or a data: URI ({PICTURE_RULE}).", json_schema_extra={"contentEncoding": "base64"}),
+]
+Strength = Annotated[
+    float,
+    Field(gt=0, le=1, allow_inf_nan=False, description="How much of the picture may change: above 0 and at most 1; default 0.75 for img2img, 1.0 for inpaint and depth."),
+]
+IMAGE_HELP = f"The picture to start from ({PICTURE_RULE}): img2img, or inpaint with a mask."
+MASK_HELP = "Where to repaint: white = repaint, black = keep (greys partly); needs an image; resized to the image's size."
+DEPTH_HELP = "A depth map, white = near (8- or 16-bit grey): the picture's layout follows it; resized to the image's size."
 
 
 # ---- generation ---------------------------------------------------------------
@@ -150,21 +172,77 @@ class ImageGenerationRequest(GenerationFields):
 
 
 class JobRequest(GenerationFields):
-    """POST /v1/jobs as JSON: a typed prompt."""
+    """POST /v1/jobs as JSON: a typed prompt, or a spoken one streamed as it is recorded,
+    optionally over pictures sent as base64."""
+
+    # Either a prompt or stream_audio: the schema says so too (json_schema_extra below).
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["prompt"], "properties": {"prompt": {"type": "string"}}}, {"required": ["stream_audio"], "properties": {"stream_audio": {"const": True}}}]})
+
+    prompt: Prompt | None = Field(None, description="What to draw; required unless stream_audio, where it overrides the transcript.")
+    stream_audio: bool | None = Field(
+        None,
+        description="true: the job starts listening (status listening) for its spoken prompt, sent to "
+        "POST /v1/jobs/{id}/audio as raw PCM while it is recorded; partial events show the words as they come.",
+    )
+    language: Language | None = Field(None, description="With stream_audio: the language of the speech (ISO-639-1); default: detect.")
+    image: PictureBase64 | None = Field(None, description=IMAGE_HELP + " Base64, raw or a data: URI.")
+    mask: PictureBase64 | None = Field(None, description=MASK_HELP + " Base64, raw or a data: URI.")
+    depth: PictureBase64 | None = Field(None, description=DEPTH_HELP + " Base64, raw or a data: URI.")
+    strength: Strength | None = None
+
+    @model_validator(mode="after")
+    def _prompt_or_stream(self) -> "JobRequest":
+        if not self.stream_audio and not self.prompt:
+            raise PydanticCustomError("missing_field", "'prompt' is required unless 'stream_audio' is true.", {"param": "prompt"})
+        return self
 
 
 class JobForm(GenerationFields):
-    """POST /v1/jobs as multipart: a spoken prompt (file), a typed one, or both."""
+    """POST /v1/jobs as multipart: a spoken prompt (file), a typed one, or both; optionally
+    over pictures sent as file parts."""
 
     prompt: Prompt | None = Field(None, description="Overrides the transcript when given with a file; required without one.")
     file: Upload | None = Field(None, description="The spoken prompt: wav, flac, ogg, mp3, webm or m4a, at most 25 MB.")
     language: Language | None = None
+    image: Upload | None = Field(None, description=IMAGE_HELP)
+    mask: Upload | None = Field(None, description=MASK_HELP)
+    depth: Upload | None = Field(None, description=DEPTH_HELP)
+    strength: Strength | None = None
 
     @model_validator(mode="after")
     def _prompt_or_file(self) -> "JobForm":
         if self.file is None and not self.prompt:
             raise PydanticCustomError("missing_field", "'prompt' is required without a spoken prompt in 'file'.", {"param": "prompt"})
         return self
+
+
+class ImageEditForm(GenerationFields):
+    """POST /v1/images/edits (OpenAI-compatible), multipart as the SDK's images.edit sends
+    it; extra_body fields (the generation extensions, strength) come as form fields."""
+
+    image: Upload | None = Field(
+        None,
+        description=f"The picture to edit ({PICTURE_RULE}). Its fully transparent pixels are repainted when no mask is sent; "
+        "without any transparency it is img2img.",
+    )
+    image_list: Upload | None = Field(None, alias="image[]", description="The picture, as the SDK names it when given a list (one picture).")
+    mask: Upload | None = Field(None, description="Where to repaint: its fully transparent pixels (a mask without alpha: white = repaint); resized to the image's size.")
+    strength: Strength | None = None
+    stream: bool | None = Field(None, description="Streaming edits are not offered: false or absent.")
+
+    @model_validator(mode="after")
+    def _one_picture(self) -> "ImageEditForm":
+        if self.image is None and self.image_list is None:
+            raise PydanticCustomError("missing_field", "'image' is required: the picture to edit, as a file part.", {"param": "image"})
+        if self.image is not None and self.image_list is not None:
+            raise PydanticCustomError("invalid_value", "Send one picture to edit, as 'image'.", {"param": "image[]"})
+        if self.stream:
+            raise PydanticCustomError("invalid_value", "Streaming edits are not offered; leave 'stream' out or false.", {"param": "stream"})
+        return self
+
+    @property
+    def picture(self) -> bytes:
+        return self.image if self.image is not None else self.image_list
 
 
 # ---- speech -------------------------------------------------------------------
@@ -179,6 +257,7 @@ class TranscriptionForm(RequestModel):
     prompt: Annotated[str, Field(description="Text to steer spelling and style (the first 1000 characters count)."), AfterValidator(lambda v: v[:1000])] | None = None
     temperature: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, description="Sampling temperature; default 0.")] | None = None
     response_format: Literal["json", "text", "verbose_json", "srt", "vtt"] | None = Field(None, description="json (default), text, verbose_json, srt or vtt.")
+    stream: bool | None = Field(None, description="true: answer Server-Sent Events, transcript.text.delta then transcript.text.done (OpenAI's), instead of one body.")
 
     def to_options(self) -> TranscribeOptions:
         return TranscribeOptions(
@@ -275,6 +354,8 @@ class ModelEntry(AnswerModel):
     id: str
     object: Literal["model"]
     kind: Literal["image", "speech"] | None = None
+    modes: list[Literal["text", "img2img", "inpaint", "depth"]] | None = Field(None, description="Image models: the modes these weights run.")
+    loaded: bool | None = Field(None, description="Image models: whether its UNet is in memory now (a mode's own loads on first use).")
 
 
 class ModelList(AnswerModel):
@@ -308,7 +389,7 @@ class JobView(AnswerModel):
     id: str = Field(pattern=JOB_ID_PATTERN)
     object: str | None = None
     kind: Literal["dictation", "generation"] | None = None
-    status: Literal["queued", "transcribing", "generating", "done", "failed", "cancelled"]
+    status: Literal["listening", "queued", "transcribing", "generating", "done", "failed", "cancelled"]
     created: int
     finished: int | None = None
     transcript: str | None
@@ -323,9 +404,14 @@ class JobView(AnswerModel):
     model: str | None = None
     progress: Progress
     images: list[str] = Field(description="Absolute URLs of the PNGs.")
+    mode: Literal["text", "img2img", "inpaint", "depth"] | None = Field(None, description="Which inputs it started from.")
+    strength: float | None = Field(None, description="How much of the input could change; null for text.")
+    inputs: dict[str, str] | None = Field(
+        None, description="The pictures it started from, by role (image, mask, depth; only those given): absolute URLs of the PNGs kept."
+    )
     error: ErrorBody | None = Field(
         description="Set when failed (codes include no_speech, out_of_memory, engine_error, storage_error, interrupted, "
-        "invalid_language) or cancelled by a shutdown (shutdown)."
+        "invalid_language, and for a streamed take audio_timeout, payload_too_large, invalid_audio) or cancelled by a shutdown (shutdown)."
     )
     timings: dict[str, float] | None = None
     storyboard: str | None = Field(None, description="The storyboard whose shot this job draws.")
@@ -338,11 +424,13 @@ class JobList(AnswerModel):
 
 
 class JobEvent(AnswerModel):
-    """One Server-Sent Event: an `event:` line naming it and a JSON `data:` line. transcript
+    """One Server-Sent Event: an `event:` line naming it and a JSON `data:` line. While a streamed
+    take is recorded, partial {id, text, stable, audio_s}: the words so far, the prefix of them that
+    will not change any more, and how many seconds of audio they cover. Then transcript
     {id, transcript, prompt, negative_prompt}, progress {id, step, steps, preview?: base64
     JPEG}, then one of done, failed, cancelled, whose data is the job; the stream then ends."""
 
-    event: Literal["transcript", "progress", "done", "failed", "cancelled"]
+    event: Literal["partial", "transcript", "progress", "done", "failed", "cancelled"]
     data: str = Field(json_schema_extra={"contentMediaType": "application/json"})
 
 
@@ -360,3 +448,22 @@ class PruneResult(AnswerModel):
     policy: str
     deleted: list[str] = Field(description="The ids of the jobs deleted (or, with dry_run, that would be).")
     kept: int
+
+
+class StreamedTranscript(AnswerModel):
+    """The answer to a streamed take: its final transcript, exactly what POST
+    /v1/audio/transcriptions gives for the same samples. The job goes on to generate."""
+
+    text: str
+    id: str = Field(pattern=JOB_ID_PATTERN)
+    model: str | None = None
+    language: str | None = None
+    duration: float | None = None
+
+
+class TranscriptStreamEvent(AnswerModel):
+    """stream=true: `data:` lines of transcript.text.delta {type, delta}, then transcript.text.done {type, text}."""
+
+    type: Literal["transcript.text.delta", "transcript.text.done"]
+    delta: str | None = None
+    text: str | None = None

@@ -57,16 +57,16 @@ def require_known_coding(request: web.Request) -> None:
         raise ApiError(415, "The body's Content-Encoding is not one the daemon reads (gzip or deflate).", "unsupported_media_type")
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
+async def read_json(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
     if not is_json_type(request.content_type):
         # text/plain and forms are what a web page may send cross-site without asking
         # first (no CORS preflight); a JSON API only reads JSON declared as JSON.
         await drain(request)
         raise ApiError(415, "Send the body as JSON with 'Content-Type: application/json'.", "unsupported_media_type")
     require_known_coding(request)
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+    if request.content_length is not None and request.content_length > limit:
         await drain(request)
-        raise too_large("The JSON body", MAX_JSON_BYTES)
+        raise too_large("The JSON body", limit)
     body = bytearray()
     try:
         while True:
@@ -74,9 +74,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
             if not chunk:
                 break
             body += chunk
-            if len(body) > MAX_JSON_BYTES:
+            if len(body) > limit:
                 await drain(request)
-                raise too_large("The JSON body", MAX_JSON_BYTES)
+                raise too_large("The JSON body", limit)
     except web.RequestPayloadError as exc:
         # A body that is not what its Content-Encoding says (or that stops short).
         raise ApiError(400, f"The body could not be read ({_first_line(exc)}).", "invalid_json", headers=CLOSE) from None
