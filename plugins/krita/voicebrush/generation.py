@@ -50,8 +50,12 @@ class Outcome(object):
 
 
 def run(client, request, capture, native_side=None, audio=None, audio_filename="speech.wav", on_event=None,
-        cancelled=None):
+        cancelled=None, take=None):
     """Run `request` (options.GenerationRequest) against the captured canvas; returns an Outcome.
+
+    The prompt is typed (request.prompt), or spoken: `audio` (a whole recording), or
+    `take` (a live_take.LiveTake streamed while it is recorded; this waits for the artist
+    to let go, and generation starts then, with no upload).
 
     A typed "from my sketch" (or "keep the layout", ...) turns a new picture into a refine;
     a spoken one does too: the dictated job is stopped when its transcript says so (before
@@ -72,8 +76,10 @@ def run(client, request, capture, native_side=None, audio=None, audio_filename="
             if not cleaned:
                 raise VoicebrushError("Say or type what to paint, besides \u201cfrom my sketch\u201d.", code="empty_prompt")
             mode, strength, prompt = canvas.REFINE, canvas.SPOKEN_REFINE_STRENGTH, cleaned
-    if mode != canvas.TEXT or audio is None or prompt or not can_refine:
-        return _job(client, request, capture, side, mode, strength, prompt, audio, audio_filename, emit, user_cancelled)
+    spoken = audio is not None or take is not None
+    if mode != canvas.TEXT or not spoken or prompt or not can_refine:
+        return _job(client, request, capture, side, mode, strength, prompt, audio, audio_filename, emit, user_cancelled,
+                    take=take)
 
     # A dictated new picture: listen for a spoken "from my sketch" in its transcript.
     heard = {}
@@ -88,7 +94,7 @@ def run(client, request, capture, native_side=None, audio=None, audio_filename="
 
     try:
         outcome = _job(client, request, capture, side, mode, strength, prompt, audio, audio_filename, watch,
-                       lambda: user_cancelled() or bool(heard))
+                       lambda: user_cancelled() or bool(heard), take=take)
     except VoicebrushError as exc:
         if not heard or exc.code != "cancelled" or user_cancelled():
             raise
@@ -101,7 +107,7 @@ def run(client, request, capture, native_side=None, audio=None, audio_filename="
 
 
 def _job(client, request, capture, side, mode, strength, prompt, audio, audio_filename, emit, user_cancelled,
-         negative_prompt=None):
+         negative_prompt=None, take=None):
     rect = capture.text_rect if mode == canvas.TEXT else capture.region
     options = request.job_options(generation_size(rect, side), strength=None if mode == canvas.TEXT else strength)
     if negative_prompt is not None:
@@ -111,6 +117,18 @@ def _job(client, request, capture, side, mode, strength, prompt, audio, audio_fi
         pictures["image"] = capture.image_png
         if mode == canvas.FILL:
             pictures["mask"] = capture.mask_png
-    result = client.run_job(prompt=prompt or None, audio=audio, audio_filename=audio_filename, on_event=emit,
-                            cancelled=user_cancelled, **dict(options, **pictures))
+    if take is not None:
+        dictation = take.start(client, prompt=prompt or None, **dict(options, **pictures))
+        try:
+            take.wait_for_release(user_cancelled)
+            dictation.finish()
+        except BaseException:
+            dictation.cancel()
+            raise
+        # Partial words went to the take's listener as they came; the rest of the job's events follow here.
+        result = dictation.wait(on_event=lambda name, data: name != "partial" and emit(name, data),
+                                cancelled=user_cancelled)
+    else:
+        result = client.run_job(prompt=prompt or None, audio=audio, audio_filename=audio_filename, on_event=emit,
+                                cancelled=user_cancelled, **dict(options, **pictures))
     return Outcome(result, mode, strength, rect, result.prompt or prompt)

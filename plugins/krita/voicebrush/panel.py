@@ -11,6 +11,7 @@ from . import audio, board_jobs, canvas, generation
 from .client import Client, VoicebrushError, encode_wav
 from .options import (DEFAULT_NATIVE_SIDE, SEED_FIXED, SEED_RANDOM, SEED_REUSE, GenerationRequest, choose_seed,
                       native_side_from_health)
+from .live_take import LiveTake
 from .spoken import spoken_refine
 from .qt_compat import QtCore, QtGui, QtWidgets, Qt, QTimer, pyqtSignal
 from .tasks import BackgroundTask
@@ -41,6 +42,11 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self._pressed_at = None
         self._started_at = None
         self.recording_script = False
+        self.take = None  # the LiveTake being recorded
+        self._take_discarded = False
+        self._take_generates = False
+        self._live_into = None  # where partial words show while a take streams
+        self.live_partial = None
         self.board_document = None
         self.board_panels = {}
         self._build()
@@ -319,42 +325,75 @@ class VoicebrushPanel(QtWidgets.QWidget):
             self.start_recording(for_script=for_script)
 
     def start_recording(self, for_script=False):
-        """Record a prompt (or, `for_script`, a storyboard script) from the microphone."""
+        """Record a prompt (or, `for_script`, a storyboard script) from the microphone.
+
+        The take streams to the daemon as it is recorded and the words show while the
+        artist speaks; with "Generate right after speaking" the picture starts on release."""
         if self.task is not None and self.task.running:
             self._show_message("Wait for the current generation to finish, or cancel it.", error=True)
             return False
         try:
-            self.recorder = audio.make_recorder(self.microphone_edit.currentText().strip(), parent=self)
-            self.recorder.level.connect(self._show_level)
-            self.recorder.start()
-        except audio.RecorderUnavailable as exc:
-            self.recorder = None
+            recorder = audio.make_recorder(self.microphone_edit.currentText().strip(), parent=self)
+            client = self.client()
+        except (audio.RecorderUnavailable, VoicebrushError) as exc:
             self._show_message(str(exc), error=True)
             return False
+        take = LiveTake()
+        recorder.on_chunk = take.push
         self.recording_script = for_script
+        self._take_discarded = False
+        self._live_into = self.script_edit if for_script else self.transcript_edit
+        self._take_generates = not for_script and self.generate_after_speaking.isChecked()
+        if self._take_generates:
+            if self.generate(take=take) is None:
+                return False
+        else:
+            self._listen(client, take, self._live_into)
+        try:
+            recorder.level.connect(self._show_level)
+            recorder.start()
+        except audio.RecorderUnavailable as exc:
+            take.cancel()
+            self._show_message(str(exc), error=True)
+            return False
+        self.recorder, self.take = recorder, take
         if for_script:
             self.dictate_script_button.setText("Stop dictating")
         else:
             self.record_button.setText("Recording\u2026 release or click to stop")
-        self._show_message("Listening (%s)" % self.recorder.backend)
+        self._show_message("Listening (%s)\u2026" % recorder.backend)
         return True
 
+    def _listen(self, client, take, into):
+        """A take for its words only: they land in `into` (the transcript or the script box)."""
+        def work(on_event, cancelled):
+            take.listener = on_event
+            return take.transcript(client, cancelled=cancelled)
+
+        self.task = BackgroundTask(work, self)
+        self.task.job_event.connect(self._job_event)
+        self.task.succeeded.connect(lambda text: self._transcript_arrived(text, into))
+        self.task.failed.connect(self._failed)
+        self._set_busy(True, cancellable=True)
+        self.task.start()
+        return self.task
+
     def stop_recording(self):
-        """Stop, then transcribe (or generate, when set to generate right after speaking)."""
+        """The artist let go: the take is complete; its transcript (or its picture) follows."""
         if self.recorder is None:
             return None
         pcm = self.recorder.stop()
         self.recorder = None
+        take, self.take = self.take, None
         self._reset_record_buttons()
         if len(pcm) < MIN_RECORDING_BYTES:
+            self._take_discarded = True
+            take.cancel()
             self._show_message("The recording was too short. Hold the button while you speak.", error=True)
             return None
-        wav = encode_wav(pcm)
-        if self.recording_script:
-            return self.transcribe(wav, into=self.script_edit)
-        if self.generate_after_speaking.isChecked():
-            return self.generate(audio=wav)
-        return self.transcribe(wav)
+        take.release()
+        self._show_message("Heard you. Generating\u2026" if self._take_generates else "Finishing the transcript\u2026")
+        return self.task
 
     def _reset_record_buttons(self):
         self.level_meter.setValue(0)
@@ -374,6 +413,7 @@ class VoicebrushPanel(QtWidgets.QWidget):
 
     def _transcript_arrived(self, text, into=None):
         self._set_busy(False)
+        self._live_into = None  # a late partial must not cover the final words
         if not text.strip():
             self._failed(VoicebrushError("nothing heard", code="no_speech"))
             return
@@ -400,29 +440,33 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.mode_label.setText({canvas.TEXT: "new picture", canvas.REFINE: "refine the canvas",
                                  canvas.FILL: "repaint the selection"}[mode])
 
-    def generate(self, audio=None):
-        """Start a generation from the transcript (or from `audio`, WAV bytes); returns the task or None."""
+    def generate(self, audio=None, take=None):
+        """Start a generation from the transcript (or from `audio`, WAV bytes, or `take`, a
+        LiveTake being recorded); returns the task or None."""
         if self.task is not None and self.task.running:
             self._show_message("A generation is already running.", error=True)
             return None
         request = self.request()
-        if audio is None and not request.prompt:
+        spoken = audio is not None or take is not None
+        if not spoken and not request.prompt:
             self._show_message("Say or type a prompt first.", error=True)
             return None
         try:
             target = self.host.capture_target(strength=request.strength, fill=request.fill, native_side=self.native_side,
-                                              spare_refine=audio is not None or spoken_refine(request.prompt)[1])
+                                              spare_refine=spoken or spoken_refine(request.prompt)[1])
             client = self.client()
         except VoicebrushError as exc:
             self._failed(exc)
             return None
         native_side = self.native_side
-        if audio is not None:
+        if spoken:
             request.prompt = ""  # the recording says it
 
         def work(on_event, cancelled):
+            if take is not None:
+                take.listener = on_event  # partial words and the transcript, as they come
             return generation.run(client, request, target.capture, native_side=native_side, audio=audio,
-                                  on_event=on_event, cancelled=cancelled)
+                                  on_event=on_event, cancelled=cancelled, take=take)
 
         self._started_at = time.monotonic()
         self.task = BackgroundTask(work, self)
@@ -565,19 +609,44 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.finished.emit(node)
 
     def cancel(self):
-        if self.task is not None and self.task.running:
-            self.task.cancel()
-            self._show_message("Cancelling\u2026")
-        elif self.recorder is not None:
+        if self.recorder is not None:  # a take being recorded: drop it, and the job listening for it
             self.recorder.stop()
             self.recorder = None
             self._reset_record_buttons()
+            self._take_discarded = True
+            if self.take is not None:
+                self.take.cancel()
+                self.take = None
             self._show_message("Recording discarded.")
+            return
+        if self.task is not None and self.task.running:
+            self.task.cancel()
+            self._show_message("Cancelling\u2026")
+
+    def show_partial(self, text, stable, into=None):
+        """The words heard so far: the settled part as normal text, the still-changing tail grey and italic."""
+        box = into or self.transcript_edit
+        settled = stable if text.startswith(stable) else ""
+        box.clear()
+        cursor = box.textCursor()
+        plain = QtGui.QTextCharFormat()
+        cursor.insertText(settled, plain)
+        tail = QtGui.QTextCharFormat()
+        tail.setFontItalic(True)
+        tail.setForeground(QtGui.QBrush(QtGui.QColor(128, 128, 128)))
+        cursor.insertText(text[len(settled):], tail)
+        box.setTextCursor(cursor)
+        self.live_partial = (text, settled)
 
     def _job_event(self, name, data):
         if not isinstance(data, dict):
             return
+        if name == "partial":
+            if self._live_into is not None:
+                self.show_partial(data.get("text") or "", data.get("stable") or "", self._live_into)
+            return
         if name == "transcript":
+            self._live_into = None  # the final words are in: later partials (replayed) are old news
             self.transcript_edit.setPlainText(data.get("transcript") or data.get("prompt") or "")
             if data.get("negative_prompt") and not self.negative_edit.text():
                 self.negative_edit.setText(data["negative_prompt"])
@@ -621,6 +690,11 @@ class VoicebrushPanel(QtWidgets.QWidget):
 
     def _failed(self, exc):
         self._set_busy(False)
+        if exc.code == "cancelled" and self._take_discarded:  # the take was dropped: its message stands
+            self._take_discarded = False
+            self.last_error = exc
+            self.finished.emit(exc)
+            return
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.last_error = exc
