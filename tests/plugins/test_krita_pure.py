@@ -271,3 +271,14 @@ def test_typed_and_spoken_from_my_sketch_refine():
     plain = RecordingClient(transcript_prompt="a neon alley at night")
     heard = generation.run(plain, options.GenerationRequest(""), CAPTURE, audio=b"wav")
     assert len(plain.jobs) == 1 and heard.mode == "text"
+
+
+def test_refine_words_are_taken_out_of_the_prompt_in_every_mode():
+    client = RecordingClient()
+    outcome = generation.run(client, options.GenerationRequest("a neon alley, keep the layout", strength=0.3), CAPTURE)
+    assert (outcome.mode, outcome.strength, client.jobs[-1]["prompt"]) == ("img2img", 0.3, "a neon alley")
+    outcome = generation.run(client, options.GenerationRequest("clouds, from my sketch", fill=True), CAPTURE)
+    assert (outcome.mode, client.jobs[-1]["prompt"]) == ("inpaint", "clouds")
+    with pytest.raises(VoicebrushError) as raised:
+        generation.run(client, options.GenerationRequest("from my sketch"), CAPTURE)
+    assert raised.value.code == "empty_prompt"

@@ -20,7 +20,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "plugins" / "krita"))
 
-from voicebrush import canvas, generation  # noqa: E402
+from voicebrush import canvas, generation, spoken  # noqa: E402
 from voicebrush.client import Client, Dictation, VoicebrushError, encode_wav  # noqa: E402
 from voicebrush.live_take import LiveTake  # noqa: E402
 from voicebrush.options import GenerationRequest, Rect  # noqa: E402
@@ -122,3 +122,34 @@ def test_without_streaming_the_whole_take_goes_up_with_its_pictures(tiny_daemon)
     assert dictation.finish()
     result = dictation.wait()
     assert result.job["mode"] == "img2img" and result.job["strength"] == 0.5 and set(result.job["inputs"]) == {"image"}
+
+
+KEEP_THE_LAYOUT = ROOT / "tests" / "krita" / "fixtures" / "keep_the_layout.wav"
+
+
+@pytest.mark.parametrize("how", ["uploaded", "streamed"])
+def test_a_spoken_keep_the_layout_refines_the_canvas(tiny_daemon, how):
+    """What to expect is read from the daemon's own one-shot transcript of the clip (tiny.en's
+    words vary across CPUs); on the CPUs tried it hears "keep the layout"."""
+    client = Client(tiny_daemon.url)
+    wav = KEEP_THE_LAYOUT.read_bytes()
+    heard = client.transcribe(wav)
+    refine = spoken.spoken_refine(heard)[1]
+    capture = generation.CanvasCapture(Rect(0, 0, 96, 64), region=Rect(0, 0, 96, 64), image_png=png(96, 64))
+    request = GenerationRequest("", steps=2)
+    if how == "uploaded":
+        outcome = generation.run(client, request, capture, audio=wav)
+    else:
+        take = LiveTake()
+        with wave.open(io.BytesIO(wav)) as clip:
+            pcm = clip.readframes(clip.getnframes())
+        threading.Thread(target=play, args=(take, pcm, 0.25), daemon=True).start()
+        outcome = generation.run(client, request, capture, take=take)
+    job = outcome.result.job
+    if refine:
+        assert (outcome.mode, job["mode"], job["strength"]) == ("img2img", "img2img", canvas.SPOKEN_REFINE_STRENGTH)
+        assert set(job["inputs"]) == {"image"} and "layout" not in job["prompt"].lower()
+        assert job["prompt"] == spoken.spoken_refine(job["prompt"])[0]
+    else:
+        assert outcome.mode == job["mode"] == "text"
+    assert outcome.rect == Rect(0, 0, 96, 64)

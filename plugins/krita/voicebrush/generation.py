@@ -70,12 +70,13 @@ def run(client, request, capture, native_side=None, audio=None, audio_filename="
     can_refine = capture.image_png is not None
     if mode == canvas.FILL and capture.mask_png is None:
         raise VoicebrushError(canvas.need_selection_message(), code="no_selection")
-    if mode == canvas.TEXT and prompt and can_refine:
-        cleaned, said = spoken_refine(prompt)
-        if said:
-            if not cleaned:
-                raise VoicebrushError("Say or type what to paint, besides \u201cfrom my sketch\u201d.", code="empty_prompt")
-            mode, strength, prompt = canvas.REFINE, canvas.SPOKEN_REFINE_STRENGTH, cleaned
+    cleaned, said = spoken_refine(prompt)
+    if said and (can_refine or mode != canvas.TEXT):
+        if not cleaned:
+            raise VoicebrushError("Say or type what to paint, besides \u201cfrom my sketch\u201d.", code="empty_prompt")
+        prompt = cleaned  # the words are a control, not something to draw
+        if mode == canvas.TEXT:
+            mode, strength = canvas.REFINE, canvas.SPOKEN_REFINE_STRENGTH
     spoken = audio is not None or take is not None
     if mode != canvas.TEXT or not spoken or prompt or not can_refine:
         return _job(client, request, capture, side, mode, strength, prompt, audio, audio_filename, emit, user_cancelled,

@@ -118,7 +118,15 @@ def panel(window):
     panel.seed_mode.setCurrentIndex(0)
     panel.generate_after_speaking.setChecked(False)
     panel.microphone_edit.setCurrentText("")
-    return panel
+    yield panel
+    # A test that failed halfway must not leave a take recording or a job running for the next one.
+    if panel.recorder is not None or (panel.task is not None and panel.task.running):
+        panel.cancel()
+        if panel.task is not None and panel.task.running:
+            panel.cancel()
+        deadline = time.monotonic() + 30
+        while panel.task is not None and panel.task.running and time.monotonic() < deadline:
+            pump(0.05)
 
 
 class Finished(object):

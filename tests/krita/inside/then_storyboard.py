@@ -90,10 +90,18 @@ def test_a_layer_inside_a_group_selects_its_shot(window):
 def test_zz_screenshot_of_the_storyboard_page(window):
     doc = KEPT["storyboard"]
     qwindow = window.qwindow()
-    qwindow.showMaximized()
+    qwindow.setGeometry(0, 0, 1600, 900)
+    for name in ("PresetDocker", "voicebrush"):  # room for the Layers docker
+        dock = qwindow.findChild(QtWidgets.QDockWidget, name)
+        if dock is not None:
+            dock.hide()
     show(window, doc)
+    select_in_layers_docker(window, shot_groups(doc)[2].name())  # the shot redone with a new text
     zoom = Krita.instance().action("zoom_to_fit")
     if zoom is not None:
         zoom.trigger()
     pump(1.0)
-    assert qwindow.grab().save(os.path.join(RESULTS, "krita-storyboard.png"))
+    try:
+        assert qwindow.grab().save(os.path.join(RESULTS, "krita-storyboard.png"))
+    finally:
+        qwindow.findChild(QtWidgets.QDockWidget, "voicebrush").show()
