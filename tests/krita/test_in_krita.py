@@ -117,10 +117,16 @@ def krita_run(tiny_daemon, tmp_path_factory):
     junit = results / "junit.xml"
     assert not junit.exists() and not (results / "junit-then.xml").exists()
     started = time.monotonic()
-    process = subprocess.run(
-        ["timeout", "-k", "5", str(KRITA_TIMEOUT_S), xvfb_run, "-a", "-s", "-screen 0 1920x1080x24",
-         krita, "--nosplash"],
-        env=env, cwd=str(base), capture_output=True, text=True)
+    for attempt in range(3):
+        # xvfb-run -a takes the first free display from -n on; two runs starting together can both
+        # pick it, and the loser's Krita cannot connect. Start from a number of our own, and retry that.
+        display = str(100 + (os.getpid() * 7 + attempt * 97) % 800)
+        process = subprocess.run(
+            ["timeout", "-k", "5", str(KRITA_TIMEOUT_S), xvfb_run, "-a", "-n", display, "-s",
+             "-screen 0 1920x1080x24", krita, "--nosplash"],
+            env=env, cwd=str(base), capture_output=True, text=True)
+        if "could not connect to display" not in process.stderr or junit.exists():
+            break
     elapsed = time.monotonic() - started
     log = process.stdout[-20000:] + "\n--- stderr ---\n" + process.stderr[-8000:]
     (base / "krita.log").write_text(log)

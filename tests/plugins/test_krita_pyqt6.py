@@ -85,7 +85,9 @@ def test_the_plugin_runs_on_pyqt6(tiny_daemon, sound_server, tmp_path):
     assert selection["generated_size"] == [256, 128]  # the selection's 2:1, in multiples of 8
 
     assert report["api"]["layer"]["name"] == "an old stone castle" and report["api"]["top"] == "an old stone castle"
-    assert "fox" in report["transcript"]["text"].lower()
+    # Two of the clip's words, as tests/daemon/test_speech_heard_elsewhere.py checks on other CPUs' numerics.
+    heard = report["transcript"]["text"].lower()
+    assert sum(word in heard for word in ("red", "fox", "snow")) >= 2, report["transcript"]
 
     refine = report["refine"]
     assert (refine["mode"], refine["strength"]) == ("img2img", 0.5) and refine["input_is_canvas"], refine

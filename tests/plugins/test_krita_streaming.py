@@ -35,11 +35,23 @@ def clip_pcm(name="demo_prompt.wav"):
         return wav.readframes(wav.getnframes())
 
 
-def play(take, pcm, pace=1.0, then_silence_s=0.5):
-    """Push pcm into the take at real-time pace (as a microphone would), then let go."""
+def play(take, pcm, pace=1.0, then_silence_s=0.5, until=None, sent=None):
+    """Push pcm into the take at real-time pace (as a microphone would), then let go.
+
+    With `until`, a microphone's silence goes on until until() holds (at most 60 s more),
+    so a test waits for an event (a partial) however slowly a loaded machine decodes,
+    instead of for a time. `sent` (a bytearray) gets every byte pushed."""
     data = pcm + b"\0" * int(32000 * then_silence_s)
-    for start in range(0, len(data), CHUNK):
-        take.push(data[start:start + CHUNK])
+    pieces = [data[start:start + CHUNK] for start in range(0, len(data), CHUNK)]
+    more_silence = 600
+    while pieces or (until is not None and not until() and more_silence > 0):
+        if pieces:
+            piece = pieces.pop(0)
+        else:
+            piece, more_silence = b"\0" * CHUNK, more_silence - 1
+        take.push(piece)
+        if sent is not None:
+            sent.extend(piece)
         time.sleep(0.1 * pace)
     take.release()
 
@@ -71,12 +83,14 @@ def test_a_live_take_streams_and_ends_with_the_one_shot_transcript(tiny_daemon):
     partials = []
     take.listener = lambda name, data: partials.append((name, dict(data)))
     take.push(pcm[:CHUNK * 5])  # recorded before the daemon's job exists: kept, sent first
-    player = threading.Thread(target=play, args=(take, pcm[CHUNK * 5:]))
+    sent = bytearray(pcm[:CHUNK * 5])
+    player = threading.Thread(target=play, args=(take, pcm[CHUNK * 5:]),
+                              kwargs={"until": lambda: partials, "sent": sent})
     player.start()
     text = take.transcript(client)
     player.join()
     assert take.streaming
-    assert text == client.transcribe(encode_wav(pcm + b"\0" * 16000))  # the one-shot words of the same samples
+    assert text == client.transcribe(encode_wav(bytes(sent)))  # the one-shot words of the same samples
     assert partials and all(name == "partial" for name, _ in partials)
     stable = [data["stable"] for _, data in partials]
     assert all(later.startswith(earlier) for earlier, later in zip(stable, stable[1:]))  # the settled part only grows
@@ -87,7 +101,9 @@ def test_a_live_take_streams_and_ends_with_the_one_shot_transcript(tiny_daemon):
 def test_a_streamed_fill_starts_on_release_and_keeps_its_pictures(tiny_daemon):
     client = Client(tiny_daemon.url)
     take = LiveTake()
-    threading.Thread(target=play, args=(take, clip_pcm()), daemon=True).start()
+    partials = []
+    take.listener = lambda name, data: partials.append(name)
+    threading.Thread(target=play, args=(take, clip_pcm()), kwargs={"until": lambda: partials}, daemon=True).start()
     capture = generation.CanvasCapture(Rect(16, 16, 96, 64), region=Rect(0, 0, 128, 96), image_png=png(128, 96),
                                        mask_png=png(128, 96, (255, 255, 255)), has_selection=True)
     outcome = generation.run(client, GenerationRequest("", steps=2, fill=True), capture, take=take)

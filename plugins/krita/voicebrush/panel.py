@@ -42,7 +42,7 @@ class VoicebrushPanel(StoryboardControls, QtWidgets.QWidget):
         self.last_generation_s = None
         self._pressed_at = None
         self._started_at = None
-        self.recording_script = False
+        self.recording_script = False  # True while the take being recorded is a storyboard script
         self.take = None  # the LiveTake being recorded
         self._take_discarded = False
         self._take_generates = False
@@ -356,6 +356,7 @@ class VoicebrushPanel(StoryboardControls, QtWidgets.QWidget):
         return self.task
 
     def _reset_record_buttons(self):
+        self.recording_script = False
         self.level_meter.setValue(0)
         self.record_button.setText("Hold to talk")
         self.dictate_script_button.setText("Dictate script")

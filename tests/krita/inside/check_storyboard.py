@@ -202,3 +202,21 @@ def test_storyboard_without_a_script_is_refused_before_anything_is_sent(panel):
     with pytest.raises(voicebrush.VoicebrushError) as raised:
         voicebrush.storyboard("  ", server=SERVER)
     assert raised.value.code == "no_shots"
+
+
+def test_dictate_a_script_into_the_docker(panel):
+    """Dictate script: the words stream in and land in the script box (not the prompt box), to edit."""
+    panel.script_edit.setPlainText("")
+    panel.microphone_edit.setCurrentText("filemic")
+    expected = os.path.getsize(os.environ["VOICEBRUSH_TEST_MIC_RAW"]) - 16000 * 2 * 10
+    panel.dictate_script_button.click()
+    assert panel.recorder is not None and panel.recording_script, panel.message_label.text()
+    assert panel.dictate_script_button.text() == "Stop dictating"
+    wait_for(lambda: len(panel.recorder._pcm) >= expected + 16000, 90)
+    finished = Finished(panel)
+    panel.dictate_script_button.click()
+    text = finished.wait(60)
+    assert isinstance(text, str) and text.strip(), text
+    assert panel.script_edit.toPlainText() == text.strip() and panel.transcript_edit.toPlainText() == ""
+    assert panel.dictate_script_button.text() == "Dictate script" and not panel.recording_script
+    assert "Make storyboard" in panel.message_label.text()

@@ -129,6 +129,7 @@ report["api"] = {"layer": describe(node), "top": document.rootNode().childNodes(
 with open(speech_path, "rb") as handle:
     wav = handle.read()
 outcomes.clear()
+panel.transcript_edit.setPlainText("")  # what was typed for step 2 must not pass for the words
 panel.transcribe(wav)
 pump_until(lambda: outcomes, 60)
 report["transcript"] = {"outcome": repr(outcomes[0]) if outcomes else None, "text": panel.transcript_edit.toPlainText()}
