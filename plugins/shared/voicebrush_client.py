@@ -162,7 +162,6 @@ class Dictation(object):
 
     def __init__(self, client, rate, job_id, fields, on_partial=None, on_event=None, pictures=None):
         self.client = client
-        self._pictures = dict((role, part[1]) for role, part in (pictures or {}).items())  # for the fallback upload
         self.rate = int(rate)
         self.job_id = job_id
         self.streaming = job_id is not None
@@ -170,6 +169,7 @@ class Dictation(object):
         self.transcript = None
         self.events = None
         self._fields = fields
+        self._pictures = dict(pictures or {})  # image/mask/depth PNG bytes, for the whole-file fallback
         self._on_partial = on_partial
         self._on_event = on_event
         self._chunks = queue.Queue()
@@ -518,8 +518,8 @@ class Client(object):
 
     # -- streamed dictation ---------------------------------------------------
 
-    def start_dictation(self, rate=16000, language=None, prompt=None, on_partial=None, on_event=None, image=None,
-                        mask=None, depth=None, **options):
+    def start_dictation(self, rate=16000, language=None, prompt=None, on_partial=None, on_event=None,
+                        image=None, mask=None, depth=None, **options):
         """Start a spoken prompt that is sent while it is recorded; returns a Dictation.
 
         Feed it 16-bit little-endian mono PCM at `rate` (8000 to 48000 Hz) with push()
@@ -528,14 +528,15 @@ class Client(object):
         with the words heard so far and the part of them that will not change;
         `on_event(name, data)` sees every event of the job as it arrives (same thread).
         A daemon without streaming gets the whole take uploaded by finish(), as before.
-        `image`, `mask`, `depth` (PNG bytes) ride along as in submit_job (base64 in the JSON).
+        `image`, `mask`, `depth` (PNG bytes) and `strength` are submit_job's: the pictures
+        go up with the job (base64 in its JSON), before the audio.
         """
         fields = _job_fields(prompt, options)
-        pictures = _picture_files(image=image, mask=mask, depth=depth)
+        pictures = dict((role, part[1]) for role, part in _picture_files(image=image, mask=mask, depth=depth).items())
         fields["stream_audio"] = True
         if language:
             fields["language"] = language
-        body = dict(fields, **dict((role, base64.b64encode(part[1]).decode("ascii")) for role, part in pictures.items()))
+        body = dict(fields, **dict((role, base64.b64encode(data).decode("ascii")) for role, data in pictures.items()))
         try:
             _, _, data = self._call("POST", "/v1/jobs", body=json.dumps(body).encode("utf-8"),
                                     content_type="application/json")

@@ -132,7 +132,7 @@ def test_without_streaming_the_whole_take_goes_up_with_its_pictures(tiny_daemon)
     """The fallback for a daemon without streaming (a Dictation with no listening job), pictures included."""
     client = Client(tiny_daemon.url)
     dictation = Dictation(client, 16000, None, {"steps": 2, "strength": 0.5},
-                          pictures={"image": ("image.png", png(96, 64), "image/png")})
+                          pictures={"image": png(96, 64)})
     dictation.push(clip_pcm())
     assert not dictation.streaming
     assert dictation.finish()
