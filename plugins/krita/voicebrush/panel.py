@@ -378,7 +378,7 @@ class VoicebrushPanel(StoryboardControls, QtWidgets.QWidget):
         if not text.strip():
             self._failed(VoicebrushError("nothing heard", code="no_speech"))
             return
-        (into or self.transcript_edit).setPlainText(text.strip())
+        self.show_words(into or self.transcript_edit, text.strip())
         if into is self.script_edit:
             self._show_message("Edit the script if needed, then Make storyboard.")
         else:
@@ -469,7 +469,14 @@ class VoicebrushPanel(StoryboardControls, QtWidgets.QWidget):
         tail.setForeground(QtGui.QBrush(QtGui.QColor(128, 128, 128)))
         cursor.insertText(text[len(settled):], tail)
         box.setTextCursor(cursor)
+        box.setCurrentCharFormat(plain)  # what the artist types next is not "still changing"
         self.live_partial = (text, settled)
+
+    def show_words(self, box, text):
+        """Final words in plain text. setPlainText keeps the cursor's format, which after a
+        partial is the grey italic of words still changing."""
+        box.setCurrentCharFormat(QtGui.QTextCharFormat())
+        box.setPlainText(text)
 
     def _job_event(self, name, data):
         if not isinstance(data, dict):
@@ -480,7 +487,7 @@ class VoicebrushPanel(StoryboardControls, QtWidgets.QWidget):
             return
         if name == "transcript":
             self._live_into = None  # the final words are in: later partials (replayed) are old news
-            self.transcript_edit.setPlainText(data.get("transcript") or data.get("prompt") or "")
+            self.show_words(self.transcript_edit, data.get("transcript") or data.get("prompt") or "")
             if data.get("negative_prompt") and not self.negative_edit.text():
                 self.negative_edit.setText(data["negative_prompt"])
             self._show_message("Heard you. Generating\u2026")

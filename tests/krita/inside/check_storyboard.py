@@ -4,8 +4,8 @@ import os
 import time
 
 import pytest
-from conftest import (KEPT, SERVER, SPEECH, Finished, docker_order, fetch, get_json, inside, intersects, node_pixels,
-                      png_bgra, pump, record_timing, wait_for)
+from conftest import (KEPT, SERVER, SPEECH, Finished, docker_order, fetch, fragments, get_json, inside, intersects,
+                      node_pixels, png_bgra, pump, record_timing, wait_for)
 from krita import Krita
 
 import voicebrush
@@ -218,5 +218,6 @@ def test_dictate_a_script_into_the_docker(panel):
     text = finished.wait(60)
     assert isinstance(text, str) and text.strip(), text
     assert panel.script_edit.toPlainText() == text.strip() and panel.transcript_edit.toPlainText() == ""
+    assert not any(italic or grey for _, italic, grey in fragments(panel.script_edit))  # final words: plain
     assert panel.dictate_script_button.text() == "Dictate script" and not panel.recording_script
     assert "Make storyboard" in panel.message_label.text()

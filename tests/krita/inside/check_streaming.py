@@ -2,30 +2,18 @@
 
 import os
 
-from conftest import SERVER, Finished, fetch, get_json, wait_for
+from conftest import SERVER, Finished, fetch, fragments, get_json, wait_for
 
 import voicebrush  # noqa: F401  (the plugin as Krita loaded it)
-
-
-def fragments(box):
-    """(text, italic, grey) for each run of formatting in a text box."""
-    runs = []
-    block = box.document().begin()
-    while block.isValid():
-        iterator = block.begin()
-        while not iterator.atEnd():
-            fragment = iterator.fragment()
-            fmt = fragment.charFormat()
-            runs.append((fragment.text(), fmt.fontItalic(), fmt.foreground().color().name() == "#808080"))
-            iterator += 1
-        block = block.next()
-    return runs
 
 
 def test_partial_words_show_settled_then_changing(panel):
     panel.show_partial("a misty harbour at", "a misty")
     assert fragments(panel.transcript_edit) == [("a misty", False, False), (" harbour at", True, True)]
     assert panel.transcript_edit.toPlainText() == "a misty harbour at"
+    panel.show_partial("a misty harbour at dawn", "a misty harbour")
+    panel.show_words(panel.transcript_edit, "a misty harbour at dawn, wide shot")
+    assert fragments(panel.transcript_edit) == [("a misty harbour at dawn, wide shot", False, False)]  # final: plain
     panel.transcript_edit.setPlainText("")
 
 
@@ -63,6 +51,7 @@ def test_recording_streams_partials_and_the_picture_arrives(new_document, panel)
     assert "partial" in names and names.index("partial") < names.index("transcript") < names.index("done")
     assert shown and any(while_recording for _, _, while_recording in shown)  # words showed while speaking
     assert panel.transcript_edit.toPlainText() == job["transcript"]  # then the final words, plain
+    assert not any(italic or grey for _, italic, grey in fragments(panel.transcript_edit))
     assert [n.name() for n in doc.rootNode().childNodes()][1] == node.name()
     assert fetch(job["images"][0])[:8] == b"\x89PNG\r\n\x1a\n"
 

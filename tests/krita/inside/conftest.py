@@ -32,6 +32,21 @@ def heard_the_fox(text):
 KEPT = sys.modules.setdefault("voicebrush_kept", types.ModuleType("voicebrush_kept")).__dict__.setdefault("kept", {})
 
 
+def fragments(box):
+    """(text, italic, grey) for each run of formatting in a text box."""
+    runs = []
+    block = box.document().begin()
+    while block.isValid():
+        iterator = block.begin()
+        while not iterator.atEnd():
+            fragment = iterator.fragment()
+            fmt = fragment.charFormat()
+            runs.append((fragment.text(), fmt.fontItalic(), fmt.foreground().color().name() == "#808080"))
+            iterator += 1
+        block = block.next()
+    return runs
+
+
 def pytest_runtest_logreport(report):
     """Print a failure as it happens: if Krita hangs later, pytest's summary never comes."""
     if report.failed:
