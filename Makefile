@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 # Torch is pinned here (not in pyproject) so this machine takes its local CPU build
 # instead of a multi-GB CUDA download; users keep the package's own range.
 TORCH_PIN := torch==2.13.0
+# Ray Serve for the studio tests (`serve --ray`), pinned to the release the field notes measured.
+RAY_PIN := ray[serve]==2.60.0
 # Debian packages the tests drive for real: Krita under Xvfb, espeak-ng voices,
 # ALSA's virtual microphone, PortAudio for sounddevice, ffmpeg for test clips,
 # PulseAudio for Qt 6's audio input in the PyQt6 test, DejaVu for storyboard sheets.
@@ -41,7 +43,7 @@ $(STAMP): pyproject.toml Makefile
 install-test: $(TEST_STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[tiny,test]' $(OPENAI_WHISPER_DEPS) $(TORCH_PIN)
+	$(PY) -m pip install -q -e '.[tiny,test,ray]' '$(RAY_PIN)' $(OPENAI_WHISPER_DEPS) $(TORCH_PIN)
 	@# PyQt6 (Krita 6's Qt) for the plugin's PyQt6 test, kept out of the venv: there
 	@# the Krita tests' Debian PyQt5 must stay the only Qt the plugin finds.
 	rm -rf .cache/pyqt6

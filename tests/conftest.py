@@ -5,6 +5,12 @@
 - `make_app`: the real aiohttp app around them, in-process, with its own data dir.
 - `tiny_daemon` / `start_daemon`: the real `voicebrush serve` as a subprocess on
   loopback, for the CLI, the plugins' client, Krita and Blender.
+- `studio`: one local Ray cluster (a head and two nodes with a logical GPU each) for
+  the whole session, started by the first test that needs it (voicebrush_daemon/cluster/local.py).
+
+Backends: a test module or test marked `both_backends` runs once with the models in
+process and once as the front door of the studio cluster (`make_app` and `client` build
+either); `in_process_only` keeps one test of such a module to the first.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
 from voicebrush_testing import ROOT, FIXTURES, Daemon, launch_daemon, wait_ready  # noqa: E402
+
+BACKENDS = ("in-process", "ray")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may download a model
 # Tests import faster_whisper directly too; onnxruntime must not write telemetry (see
@@ -49,14 +57,40 @@ def tiny_engines(tiny_settings):
     return load_real_engines(tiny_settings)
 
 
+def pytest_generate_tests(metafunc):
+    if "app_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends") and not metafunc.definition.get_closest_marker("in_process_only"):
+        metafunc.parametrize("app_backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def make_app(tiny_engines, tiny_settings, tmp_path):
-    """make_app(**settings_overrides) -> the real app, with real tiny engines and a fresh data dir."""
+def app_backend(request) -> str:
+    """Where make_app's models run: "in-process" (the default) or "ray" (the studio cluster)."""
+    return getattr(request, "param", "in-process")
+
+
+@pytest.fixture(scope="session")
+def studio(tiny_engines, tiny_settings):
+    """The session's one local Ray cluster; its replicas load the tiny pipeline that
+    tiny_engines built in the session's models dir."""
+    from voicebrush_daemon.cluster.local import start_cluster, stop_cluster
+
+    cluster = start_cluster(tiny_settings.data_dir)
+    yield cluster
+    stop_cluster(cluster)
+
+
+@pytest.fixture
+def make_app(tiny_engines, tiny_settings, tmp_path, app_backend, request):
+    """make_app(**settings_overrides) -> the real app, with real tiny engines and a fresh data dir.
+    With app_backend "ray", the front door of the studio cluster instead (same settings)."""
     from voicebrush_daemon.server.app import create_app
 
     def build(load_engines=None, **overrides):
         overrides.setdefault("data_dir", tmp_path / "data")
         settings = replace(tiny_settings, **overrides)
+        if app_backend == "ray":
+            assert load_engines is None, "a test that brings its own engines is in_process_only"
+            return create_app(request.getfixturevalue("studio").settings(settings))
         # The tiny pipeline lives in the session's models dir, already built.
         return create_app(settings, load_engines=load_engines or (lambda: tiny_engines))
 

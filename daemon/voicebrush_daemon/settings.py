@@ -82,6 +82,14 @@ class Settings:
     max_listening: int = 4
     max_take_seconds: float = 120.0
     audio_timeout_s: float = 30.0
+    # Studio scale (cluster/): the Ray cluster to front ("auto" or the head's HOST:PORT;
+    # None: the models run in this process), the image replicas (MIN, MAX) to autoscale
+    # over, the GPUs each image replica takes, and the data dir replicas build models in
+    # on their own machines (None: each machine's default_data_dir()).
+    ray_address: str | None = None
+    replicas: tuple[int, int] = (1, 1)
+    replica_gpus: float = 1.0
+    replica_data_dir: Path | None = None
 
     @property
     def is_loopback(self) -> bool:

@@ -13,6 +13,9 @@ from PIL import Image
 
 from voicebrush_testing import FIXTURES, wait_ready
 
+# The whole suite runs twice: models in process, and as the studio cluster's front door.
+pytestmark = pytest.mark.both_backends
+
 SPEECH = FIXTURES / "speech"
 FAST = {"size": "64x64", "steps": 2}
 
@@ -69,6 +72,7 @@ async def test_health_reports_models_and_queue(client):
     assert body["version"]
 
 
+@pytest.mark.in_process_only  # brings its own (slow) engines
 async def test_health_is_503_while_loading(make_app, aiohttp_client, tiny_engines):
     import threading
 
@@ -388,6 +392,7 @@ async def test_cancel_stops_a_running_job(client):
     assert rest[-1][0] == "cancelled"
 
 
+@pytest.mark.in_process_only  # one worker's capacity; the cluster's is in test_studio.py
 async def test_full_queue_answers_429_with_retry_after(make_app, aiohttp_client):
     test_client = await aiohttp_client(make_app(queue_size=1))
     await wait_ready(test_client)

@@ -19,11 +19,16 @@ def add_parser(commands) -> None:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per measurement (default 5)")
+    parser.add_argument("--ray", action="store_true", help="measure the studio front door instead, on a throwaway local Ray cluster (needs `pip install 'voicebrush[ray]'`): dispatch overhead, 1 vs 2 replica throughput, queue wait, jobs lost to a node kill, idle memory")
     add_model_options(parser, default_preset="tiny")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.ray:
+        from ..bench.studio import run_studio_bench
+
+        return run_studio_bench(settings_from_args(args), rounds=args.rounds, json_path=args.json)
     from ..bench import run_bench
 
     return run_bench(settings_from_args(args), rounds=args.rounds, json_path=args.json)

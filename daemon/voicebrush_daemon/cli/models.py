@@ -14,6 +14,7 @@ NAME = "models"
 def add_parser(commands) -> None:
     parser = commands.add_parser(NAME, help="what is downloaded and what is missing", description="List the models each preset needs, whether they are in the local cache, and the command that fetches the missing ones.")
     parser.add_argument("--fetch", metavar="PRESET_OR_MODEL", default=None, help="download a preset's image model (sd2, sd2-base) or a Whisper model (e.g. small.en), with a progress bar")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS", help="instead: what each replica of the studio cluster (`auto` or the head's HOST:PORT) runs and has loaded")
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -23,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from ..models import MODE_MODELS, PRESETS, ModelUnavailable
     from ..speech import describe_asr_models, download_asr_model
 
+    if args.ray:
+        return show_cluster(args.ray)
     settings = settings_from_args(args)
     if args.fetch:
         try:
@@ -52,4 +55,20 @@ def run(args: argparse.Namespace) -> int:
         if row["status"] == "missing" and row.get("fetch"):
             print(f"      fetch: {row['fetch']}")
     print("(* = what `voicebrush serve` with these options would load)")
+    return 0
+
+
+def show_cluster(address: str) -> int:
+    """`models --ray`: join the cluster, print its replicas with what each has loaded."""
+    from ..cluster import ClusterUnreachable, connect
+    from ..cluster.health import describe_cluster, read_cluster
+    from ..cluster.roll import read_roll
+
+    try:
+        connect(address)
+    except ClusterUnreachable as exc:
+        error_line(str(exc))
+        return 2
+    for line in describe_cluster(read_cluster(read_roll())):
+        print(line)
     return 0

@@ -34,6 +34,11 @@ def add_parser(commands) -> None:
     parser.add_argument("--keep-days", type=_non_negative(float), default=None, metavar="DAYS", help="history retention: delete finished jobs (records and images) older than this, at start and once a day (default: keep everything)")
     parser.add_argument("--max-jobs", type=_non_negative(int), default=None, metavar="N", help="history retention: keep at most the N newest finished jobs (default: no limit)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="what the daemon logs on stderr (default info; debug also shows the libraries' warnings)")
+    studio = parser.add_argument_group("studio scale (Ray Serve; needs `pip install 'voicebrush[ray]'`)")
+    studio.add_argument("--ray", default=None, metavar="ADDRESS", help="front a Ray cluster: `auto` (the cluster this machine is a node of) or the head's HOST:PORT. The models run as the Ray Serve deployments voicebrush-image and voicebrush-speech; history and images stay here")
+    studio.add_argument("--replicas", default="1", metavar="MIN-MAX", help="image replicas to autoscale over, e.g. 1-4 (default 1)")
+    studio.add_argument("--replica-data-dir", type=Path, default=None, metavar="DIR", help="where the replicas build models (the tiny preset) on their machines (default: each machine's own default data dir)")
+    studio.add_argument("--replica-gpus", type=float, default=1.0, metavar="N", help="GPUs each image replica takes (default 1; 0.5 puts two on a GPU)")
     add_model_options(parser)
     parser.set_defaults(run=run)
 
@@ -57,8 +62,21 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         error_line(str(exc))
         return 2
+    replicas = (1, 1)
+    if args.ray:
+        from ..cluster.backend import parse_replicas  # no Ray import: the module imports it lazily
+
+        try:
+            replicas = parse_replicas(args.replicas)
+        except ValueError as exc:
+            error_line(str(exc))
+            return 2
     settings = settings_from_args(
         args,
+        ray_address=args.ray,
+        replicas=replicas,
+        replica_gpus=args.replica_gpus,
+        replica_data_dir=args.replica_data_dir.expanduser().resolve() if args.replica_data_dir else None,
         host=args.host,
         port=args.port,
         token=token or None,
@@ -76,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
     from ..server.runner import StartupError, run_server
 
     def announce(daemon) -> None:
+        if settings.ray_address:
+            from ..cluster.health import describe_cluster
+            from ..server.state import JOBS
+
+            for line in describe_cluster(daemon.app[JOBS].backend.describe()):
+                print(line, flush=True)
         print(f"voicebrush listening on {daemon.url}", flush=True)
 
     try:
@@ -84,3 +108,4 @@ def run(args: argparse.Namespace) -> int:
         error_line(with_preset_hint(str(exc), exc.__cause__, settings))
         return exc.exit_code
     return 0
+

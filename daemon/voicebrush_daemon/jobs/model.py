@@ -51,6 +51,10 @@ class Job:
     timings: dict[str, float] = field(default_factory=dict)
     storyboard: str | None = None  # the storyboard this job draws a shot of (storyboards/)
     shot: int | None = None  # that shot's index, from 1
+    # Where it ran: "local" in process, else the cluster replica (cluster/); None until it
+    # starts. attempts: how many times it was started (2 when a replica died under it).
+    worker: str | None = None
+    attempts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +93,8 @@ class Job:
             "timings": self.timings,
             "storyboard": self.storyboard,
             "shot": self.shot,
+            "worker": self.worker,
+            "attempts": self.attempts,
         }
 
 

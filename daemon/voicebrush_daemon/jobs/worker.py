@@ -1,8 +1,10 @@
-"""The one worker thread that owns the models, and the bounded queue in front of it.
+"""The worker threads that run the jobs, and the bounded fair queue in front of them.
 
 diffusers pipelines are not thread-safe (scheduler state), and a GPU runs one job
-well at a time, so every model call happens on this thread. The aiohttp side only
-enqueues and listens: progress comes back as events through
+well at a time, so in process there is one worker thread and every model call happens
+on it. A cluster backend (backend.py, cluster/) runs as many generations at once as it
+has slots, one worker thread each, all taking from the same fair queue in its order.
+The aiohttp side only enqueues and listens: progress comes back as events through
 loop.call_soon_threadsafe, never by blocking the loop.
 """
 
@@ -28,12 +30,13 @@ import numpy as np
 from .. import spoken
 from ..budget import WorkBudget, budget_for, check_work
 from ..errors import ApiError, EngineOutOfMemory, GenerationCancelled
-from ..imaging.base import GenerationRequest, ImageGenerator
+from ..imaging.base import GenerationRequest
 from ..imaging.inputs import INPAINT, TEXT, PictureInputs, fit_inputs, png_bytes, size_for_input
 from ..models import ModelUnavailable
 from ..options import GenerationOptions
 from ..pngmeta import encode_png
-from ..speech.base import Transcriber, TranscribeOptions, Transcript
+from ..speech.base import TranscribeOptions, Transcript
+from .backend import Backend, Cancel, Engines, InProcessBackend, JobFailed  # noqa: F401 (Engines: imported from here)
 from .events import EventHub
 from .model import CANCELLED, DICTATION, DONE, FAILED, GENERATING, TERMINAL, TRANSCRIBING, Job, error_body
 from .scheduling import FairQueue
@@ -45,12 +48,6 @@ PREVIEW_SIDE = 128  # previews are thumbnails: cheap to encode, cheap to send
 
 
 @dataclass
-class Engines:
-    image: ImageGenerator
-    speech: Transcriber
-
-
-@dataclass
 class _JobWork:
     job: Job
     options: GenerationOptions
@@ -58,7 +55,7 @@ class _JobWork:
     language: str | None = None
     pictures: PictureInputs | None = None  # what it starts from (imaging.inputs), if anything
     heard: Transcript | None = None  # a streamed take, already transcribed as it was spoken
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: Cancel = field(default_factory=Cancel)
     enqueued: float = field(default_factory=time.perf_counter)
     lane: str | None = None  # a storyboard's id: its shots take turns with other requests as one
 
@@ -84,19 +81,21 @@ class JobQueue:
         max_waiting: int = 16,
         preview_every: int = 2,
         work_budget: tuple[int, int] | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.store = store
+        # In process (load_engines) unless a cluster backend is given.
+        self.backend: Backend = backend if backend is not None else InProcessBackend(load_engines)
         self._work_budget = work_budget  # None: the loaded device's own (budget.py)
         self.hub = hub
-        self._load_engines = load_engines
         # Round robin over requests, a storyboard being one (see scheduling.py).
         self._queue = FairQueue(maxsize=max_waiting)
         self._preview_every = max(1, preview_every)
         self._active: dict[str, _JobWork] = {}  # queued or running, by job id
-        self._running: str | None = None
+        self._running: dict[str, None] = {}  # job ids the worker threads are on, in start order
         self._durations: list[float] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._closing = False
         self._close_deadline: float | None = None
         self._abandon_lock = threading.Lock()
@@ -114,14 +113,18 @@ class JobQueue:
         # Held around every call into the speech engine: live takes are transcribed on a
         # thread of their own (jobs/live_transcription.py), and openai-whisper's decoder
         # is not safe to run twice at once (its KV cache hangs on the shared model).
-        self.speech_lock = threading.Lock()
+        # A cluster's speech replicas serialise themselves, and give a lock that is none.
+        self.speech_lock = self.backend.speech_lock
 
     # ---- lifecycle -------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._thread = threading.Thread(target=self._run, name="voicebrush-worker", daemon=True)
-        self._thread.start()
+        for index in range(max(1, self.backend.slots)):
+            name = "voicebrush-worker" if index == 0 else f"voicebrush-worker-{index + 1}"
+            thread = threading.Thread(target=self._run, args=(index,), name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def close(self, timeout: float = 10.0) -> bool:
         """Stop taking work, cancel what waits and what runs, and join the thread.
@@ -140,28 +143,35 @@ class JobQueue:
                 self._queue.put_nowait(_STOP)
             except queue.Full:
                 pass  # the cancel flags drain it quickly; the thread checks _closing
-        if self._thread is None:
-            return True
-        self._thread.join(max(0.0, self._close_deadline - time.monotonic()))
-        if not self._thread.is_alive():
+        for thread in self._threads:
+            thread.join(max(0.0, self._close_deadline - time.monotonic()))
+        if not any(thread.is_alive() for thread in self._threads):
+            self._close_backend()
             return True
         self._abandon_running()
         return False
 
+    def _close_backend(self) -> None:
+        try:
+            self.backend.close()
+        except Exception:  # closing must not turn a clean stop into a traceback
+            log.warning("closing the backend failed", exc_info=True)
+
     @property
     def stuck(self) -> bool:
-        """Closed, but the worker is still inside an engine call that outlasted close()."""
-        return self._close_deadline is not None and self._thread is not None and self._thread.is_alive()
+        """Closed, but a worker is still inside an engine call that outlasted close()."""
+        return self._close_deadline is not None and any(thread.is_alive() for thread in self._threads)
 
     def _abandon_running(self) -> None:
         with self._abandon_lock:
             if self._abandoned:
                 return
             self._abandoned = True
-        work = self._active.get(self._running) if self._running else None
-        if work is not None and work.job.status not in TERMINAL:
-            log.warning("job %s is inside a step that outlasted the shutdown; recorded as cut off by it", work.job.id)
-            self._finish(work.job, CANCELLED, error_body("The daemon shut down while this job ran.", "shutdown"))
+        for job_id in list(self._running):
+            work = self._active.get(job_id)
+            if work is not None and work.job.status not in TERMINAL:
+                log.warning("job %s is inside a step that outlasted the shutdown; recorded as cut off by it", work.job.id)
+                self._finish(work.job, CANCELLED, error_body("The daemon shut down while this job ran.", "shutdown"))
         self._cancel_waiting()
 
     # ---- what the routes call (on the event loop) ------------------------------
@@ -190,7 +200,7 @@ class JobQueue:
 
     def retry_after(self) -> int:
         per_job = statistics.median(self._durations[-20:]) if self._durations else 5.0
-        return max(1, min(600, round(per_job * max(1, self.waiting))))
+        return max(1, min(600, round(per_job * max(1, self.waiting) / max(1, self.backend.slots))))
 
     @property
     def budget(self) -> WorkBudget | None:
@@ -317,13 +327,16 @@ class JobQueue:
 
     @property
     def running(self) -> int:
-        return 1 if self._running else 0
+        return len(self._running)
 
     @property
     def running_job(self) -> Job | None:
-        """The job the worker is on now (its live record), or None."""
-        work = self._active.get(self._running) if self._running else None
-        return work.job if work is not None else None
+        """The job a worker is on now (its live record; the longest running), or None."""
+        for job_id in list(self._running):
+            work = self._active.get(job_id)
+            if work is not None:
+                return work.job
+        return None
 
     # ---- the worker thread -----------------------------------------------------
 
@@ -331,9 +344,38 @@ class JobQueue:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.hub.publish, job_id, event, data)
 
-    def _run(self) -> None:
+    def _run(self, slot: int = 0) -> None:
+        """A worker thread: the first loads the engines; each then takes work in the fair
+        queue's order until the queue closes."""
+        if slot == 0:
+            self._load()
+        else:
+            self.ready.wait()
+        if self.state != "ready":
+            return
+        while True:
+            item = self._next_item(slot)
+            if item is _STOP:
+                break
+            if isinstance(item, _TranscriptionWork):
+                self._transcribe(item)
+            elif isinstance(item, _JobWork):
+                self._running[item.job.id] = None
+                started = time.perf_counter()
+                try:
+                    self._run_job(item)
+                finally:
+                    self._running.pop(item.job.id, None)
+                    self._active.pop(item.job.id, None)
+                    self._durations.append(time.perf_counter() - started)
+                    del self._durations[:-50]
+            if self._closing:
+                break
+        self._cancel_waiting()
+
+    def _load(self) -> None:
         try:
-            self.engines = self._load_engines()
+            self.engines = self.backend.load()
             self.state = "ready"
         except BaseException as exc:  # reported by health and 503s, never a dead thread silently
             self.load_error = exc
@@ -342,25 +384,23 @@ class JobQueue:
                 log.exception("model loading failed")
         finally:
             self.ready.set()
-        while True:
-            item = self._queue.get()
+
+    def _next_item(self, slot: int) -> Any:
+        if len(self._threads) <= 1:
+            return self._queue.get()  # close() puts _STOP for the one thread
+        # Several threads share the one _STOP: each looks at _closing between waits.
+        while not self._closing:
+            if not self.backend.admits(slot):  # e.g. fewer replicas running than threads
+                time.sleep(0.2)
+                continue
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
             if item is _STOP:
-                break
-            if isinstance(item, _TranscriptionWork):
-                self._transcribe(item)
-            elif isinstance(item, _JobWork):
-                self._running = item.job.id
-                started = time.perf_counter()
-                try:
-                    self._run_job(item)
-                finally:
-                    self._running = None
-                    self._active.pop(item.job.id, None)
-                    self._durations.append(time.perf_counter() - started)
-                    del self._durations[:-50]
-            if self._closing:
-                break
-        self._cancel_waiting()
+                return _STOP
+            return item
+        return _STOP
 
     def _cancel_waiting(self) -> None:
         """Anything still queued at shutdown ends cancelled, not stuck "queued". Run by
@@ -384,6 +424,9 @@ class JobQueue:
                 transcript = self.engines.speech.transcribe(item.samples, item.options)
         except ApiError as exc:  # the engine's own verdict on the input (e.g. unknown language)
             item.future.set_exception(ApiError(exc.status, exc.message, exc.code, param=exc.param))
+            return
+        except JobFailed as exc:  # failed where it ran (a speech replica)
+            item.future.set_exception(ApiError(500, exc.error["message"], exc.error["code"], type="server_error"))
             return
         except Exception as exc:
             error = self._engine_failure("transcription", exc)
@@ -510,7 +553,8 @@ class JobQueue:
             )
             job.scheduler = request.scheduler
             started = time.perf_counter()
-            images = engines.image.generate(request, self._step_callback(work))
+            previews = self._preview_every if job.kind == DICTATION else 0  # as _step_callback asks
+            images = self.backend.generate(request, self._step_callback(work), work.cancel, self._on_start(job, started), previews)
             job.timings["generate_s"] = round(time.perf_counter() - started, 4)
             started = time.perf_counter()
             pngs, names = [], []
@@ -534,6 +578,9 @@ class JobQueue:
         except StorageError as exc:
             self._finish(job, FAILED, error_body(f"Could not save the result: {exc}", "storage_error"))
             return
+        except JobFailed as exc:  # failed where it ran (a replica), with its own error
+            self._finish(job, FAILED, exc.error)
+            return
         except ModelUnavailable as exc:  # a mode's weights went missing or would not load
             self._finish(job, FAILED, error_body(str(exc), "model_unavailable"))
             return
@@ -553,6 +600,15 @@ class JobQueue:
         names = {role: self.store.save_input(job.id, role, png_bytes(picture)) for role, picture in pictures.given().items()}
         job.timings["inputs_s"] = round(time.perf_counter() - started, 4)
         return names
+
+    def _on_start(self, job: Job, dispatched: float):
+        def on_start(worker: str, attempt: int) -> None:
+            job.worker, job.attempts, job.step = worker, attempt, 0
+            if attempt == 1 and worker != "local":  # waited for a free replica
+                job.timings["dispatch_s"] = round(time.perf_counter() - dispatched, 4)
+            self._save(job)
+
+        return on_start
 
     def _step_callback(self, work: _JobWork):
         job = work.job

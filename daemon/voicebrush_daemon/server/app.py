@@ -8,6 +8,7 @@ from typing import Callable
 
 from aiohttp import web
 
+from ..jobs.backend import Backend
 from ..jobs.events import EventHub
 from ..jobs.listening import Listening, TakeLimits
 from ..jobs.store import JobStore
@@ -30,7 +31,14 @@ def load_real_engines(settings: Settings) -> Engines:
     return Engines(image=load_image_generator(settings), speech=load_transcriber(settings))
 
 
-def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = None) -> web.Application:
+def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = None, backend: Backend | None = None) -> web.Application:
+    """`backend`: where generations run (jobs/backend.py); None: in this process with
+    `load_engines` (the real models by default), or on the Ray cluster that
+    settings.ray_address names."""
+    if backend is None and settings.ray_address:
+        from ..cluster import RayBackend  # only with --ray: no Ray import otherwise
+
+        backend = RayBackend(settings)
     # Bodies are read and limited by the handlers (uploads.py), which can drain an
     # oversized upload and answer 413 in the contract's shape.
     app = web.Application(
@@ -48,6 +56,7 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
         max_waiting=settings.queue_size,
         preview_every=settings.preview_every,
         work_budget=settings.work_budget,
+        backend=backend,
     )
     app[SETTINGS], app[STORE], app[HUB], app[JOBS] = settings, store, hub, queue
     limits = TakeLimits(settings.max_listening, settings.max_take_seconds, settings.audio_timeout_s)

@@ -53,6 +53,9 @@ async def health(request: web.Request) -> web.Response:
         "queue": {"running": queue.running, "waiting": queue.waiting},
         "storage": {"ok": store.last_error is None, "error": store.last_error},
     }
+    cluster = queue.backend.describe()  # serve --ray: the replicas, their nodes and GPUs
+    if cluster is not None:
+        body["cluster"] = cluster
     return web.json_response(body)
 
 

@@ -25,6 +25,7 @@ from typing import Callable
 
 from aiohttp import web
 
+from ..jobs.backend import Backend
 from ..jobs.lock import DataDirInUse, hold_data_dir
 from ..jobs.worker import Engines
 from ..models import ModelUnavailable
@@ -142,17 +143,29 @@ def check_device(requested: str) -> None:
         raise StartupError(f"{exc} (torch {torch.__version__}, {build}); start with --device auto or --device cpu", exit_code=2) from None
 
 
+def join_cluster(address: str) -> None:
+    """--ray: join the cluster as its driver, or stop the start in one line within seconds."""
+    from ..cluster import ClusterUnreachable, connect
+
+    try:
+        connect(address)
+    except ClusterUnreachable as exc:
+        raise StartupError(str(exc), exit_code=2) from None
+
+
 async def run_server(
     settings: Settings,
     *,
     load_engines: Callable[[], Engines] | None = None,
     on_ready: Callable[[RunningDaemon], None] | None = None,
     stop: asyncio.Event | None = None,
+    backend: Backend | None = None,
 ) -> None:
     """Serve until `stop` is set (or SIGTERM/SIGINT on the main thread), then stop gracefully.
 
     `load_engines` replaces the real model loading (the benchmark shares its engines,
-    a one-shot command loads only what it needs). Raises StartupError.
+    a one-shot command loads only what it needs); `backend` replaces where generations
+    run (the benchmark's cluster with a stand-in engine). Raises StartupError.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -162,10 +175,13 @@ async def run_server(
     sockets = await _bind(settings)
     try:
         with hold_data_dir(settings.data_dir):
-            check_device(settings.device)
+            if settings.ray_address:
+                join_cluster(settings.ray_address)  # the device is the replicas' choice
+            else:
+                check_device(settings.device)
             if load_engines is None:
                 log.info("loading the models (--preset %s, Whisper via %s) ...", settings.preset, settings.asr_engine)
-            await _serve(settings, sockets, load_engines, on_ready, stop)
+            await _serve(settings, sockets, load_engines, on_ready, stop, backend)
     except DataDirInUse as exc:
         raise StartupError(str(exc)) from None
     finally:
@@ -173,8 +189,8 @@ async def run_server(
             sock.close()
 
 
-async def _serve(settings: Settings, sockets: list[socket.socket], load_engines, on_ready, stop: asyncio.Event) -> None:
-    app = create_app(settings, load_engines=load_engines)
+async def _serve(settings: Settings, sockets: list[socket.socket], load_engines, on_ready, stop: asyncio.Event, backend: Backend | None = None) -> None:
+    app = create_app(settings, load_engines=load_engines, backend=backend)
     # The access log records paths and statuses; aiohttp never logs headers, so a token stays out.
     # DaemonRunner: even requests aiohttp cannot parse are answered in the error shape.
     runner = DaemonRunner(app, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log_class=PathOnlyAccessLogger)
@@ -220,11 +236,12 @@ class InProcessDaemon:
     Entering waits until the models are loaded (or raises StartupError); leaving stops it.
     """
 
-    def __init__(self, settings: Settings, load_engines: Callable[[], Engines] | None = None, ready_timeout: float | None = None) -> None:
+    def __init__(self, settings: Settings, load_engines: Callable[[], Engines] | None = None, ready_timeout: float | None = None, backend: Backend | None = None) -> None:
         from dataclasses import replace
 
         self.settings = replace(settings, host="127.0.0.1", port=0, token=None)
         self._load_engines = load_engines
+        self._backend = backend
         self._ready_timeout = ready_timeout
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -265,7 +282,7 @@ class InProcessDaemon:
     def _run(self) -> None:
         async def main() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-            await run_server(self.settings, load_engines=self._load_engines, on_ready=self._on_ready, stop=self._stop)
+            await run_server(self.settings, load_engines=self._load_engines, on_ready=self._on_ready, stop=self._stop, backend=self._backend)
 
         try:
             asyncio.run(main())

@@ -342,6 +342,7 @@ class Health(AnswerModel):
     models: dict[str, Any]
     queue: QueueState
     storage: StorageState | None = None
+    cluster: dict[str, Any] | None = Field(None, description="With serve --ray: the Ray Serve replicas, their nodes and GPUs, and what each has loaded.")
 
 
 class HealthUnavailable(AnswerModel):
@@ -416,6 +417,8 @@ class JobView(AnswerModel):
     timings: dict[str, float] | None = None
     storyboard: str | None = Field(None, description="The storyboard whose shot this job draws.")
     shot: int | None = Field(None, description="That shot's index, from 1.")
+    worker: str | None = Field(None, description="Where it ran: local in process, else the cluster replica (node and replica id).")
+    attempts: int | None = Field(None, description="How many times it was started: 2 when a replica died under it and it ran again on another.")
 
 
 class JobList(AnswerModel):
