@@ -1,7 +1,8 @@
 """Microphone capture at 16 kHz mono s16: QtMultimedia where Krita's PyQt has it, else sounddevice.
 
-A recorder collects raw PCM while it runs and reports a level for the meter; the
-panel wraps what it got with `encode_wav`. Nothing here touches Krita.
+A recorder collects raw PCM while it runs, hands each piece to `on_chunk` (the
+panel streams them to the daemon) and reports a level for the meter. Nothing here
+touches Krita.
 """
 
 import threading
@@ -29,10 +30,13 @@ class Recorder(QObject):
         self._pcm = bytearray()
         self._lock = threading.Lock()
         self.recording = False
+        self.on_chunk = None  # called with each piece of PCM as it arrives (any thread), e.g. a LiveTake's push
 
     def _append(self, chunk):
         with self._lock:
             self._pcm.extend(chunk)
+        if self.on_chunk is not None:
+            self.on_chunk(chunk)
         self.level.emit(pcm_level(chunk[-3200:]))
 
     def take_pcm(self):

@@ -18,16 +18,20 @@ Rect = namedtuple("Rect", "x y width height")
 class GenerationRequest(object):
     """The options of one generation as the docker or the scripting API gathered them."""
 
-    def __init__(self, prompt="", negative_prompt="", steps=0, seed=None, variants=1):
+    def __init__(self, prompt="", negative_prompt="", steps=0, seed=None, variants=1, strength=1.0, fill=False):
         self.prompt = (prompt or "").strip()
         self.negative_prompt = (negative_prompt or "").strip()
         self.steps = int(steps or 0)
         self.seed = seed  # None: the daemon picks one
         self.variants = max(1, min(8, int(variants or 1)))
+        self.strength = float(strength)  # 1.0: a new picture; below: refine the canvas
+        self.fill = bool(fill)  # repaint inside the selection
 
-    def job_options(self, size):
-        """Keyword options for Client.run_job / submit_job."""
+    def job_options(self, size, strength=None):
+        """Keyword options for Client.run_job / submit_job; `strength` for a picture-in job."""
         options = {"size": size, "n": self.variants}
+        if strength is not None:
+            options["strength"] = round(float(strength), 4)
         if self.negative_prompt:
             options["negative_prompt"] = self.negative_prompt
         if self.steps > 0:

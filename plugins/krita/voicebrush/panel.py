@@ -7,10 +7,13 @@ HostBridge), the daemon through the shared client on a worker thread.
 import base64
 import time
 
-from . import audio
-from .client import Client, VoicebrushError, encode_wav
+from . import audio, canvas, generation
+from .client import Client, VoicebrushError
 from .options import (DEFAULT_NATIVE_SIDE, SEED_FIXED, SEED_RANDOM, SEED_REUSE, GenerationRequest, choose_seed,
-                      generation_size, native_side_from_health)
+                      native_side_from_health)
+from .live_take import LiveTake
+from .spoken import spoken_refine
+from .storyboard_controls import StoryboardControls
 from .qt_compat import QtCore, QtGui, QtWidgets, Qt, QTimer, pyqtSignal
 from .tasks import BackgroundTask
 
@@ -20,7 +23,7 @@ MIN_RECORDING_BYTES = 16000 * 2 // 5  # 0.2 s: shorter is a slip of the finger
 HEALTH_INTERVAL_MS = 15000
 
 
-class VoicebrushPanel(QtWidgets.QWidget):
+class VoicebrushPanel(StoryboardControls, QtWidgets.QWidget):
     # Emitted after every generation or transcription attempt: the new node, a transcript, or the error.
     finished = pyqtSignal(object)
 
@@ -34,10 +37,19 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.native_side = None
         self.last_seed = None
         self.last_node = None
+        self.last_outcome = None
         self.last_error = None
         self.last_generation_s = None
         self._pressed_at = None
         self._started_at = None
+        self.recording_script = False  # True while the take being recorded is a storyboard script
+        self.take = None  # the LiveTake being recorded
+        self._take_discarded = False
+        self._take_generates = False
+        self._live_into = None  # where partial words show while a take streams
+        self.live_partial = None
+        self.board_document = None
+        self.board_panels = {}
         self._build()
         self._load_settings()
         self._health_timer = QTimer(self)
@@ -48,7 +60,15 @@ class VoicebrushPanel(QtWidgets.QWidget):
     # -- layout ---------------------------------------------------------------
 
     def _build(self):
-        layout = QtWidgets.QVBoxLayout(self)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QtWidgets.QScrollArea()  # a short docker scrolls instead of squashing the controls
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        outer.addWidget(scroll)
+        content = QtWidgets.QWidget()
+        scroll.setWidget(content)
+        layout = QtWidgets.QVBoxLayout(content)
         layout.setContentsMargins(4, 4, 4, 4)
 
         self.status_label = QtWidgets.QLabel("Checking the daemon\u2026")
@@ -104,7 +124,32 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.variants_spin.setRange(1, 8)
         self.variants_spin.setToolTip("Several variants go into a layer group")
         form.addRow("Variants", self.variants_spin)
+        strength_row = QtWidgets.QHBoxLayout()
+        self.strength_slider = QtWidgets.QSlider(Qt.Orientation.Horizontal)
+        self.strength_slider.setRange(1, 100)
+        self.strength_slider.setValue(100)
+        self.strength_slider.setToolTip("100 %: a new picture. Below: start from the visible canvas (within the "
+                                        "selection, if there is one) and change it this much")
+        self.strength_spin = QtWidgets.QSpinBox()
+        self.strength_spin.setRange(1, 100)
+        self.strength_spin.setSuffix(" %")
+        self.strength_spin.setValue(100)
+        self.strength_slider.valueChanged.connect(self.strength_spin.setValue)
+        self.strength_spin.valueChanged.connect(self.strength_slider.setValue)
+        self.strength_spin.valueChanged.connect(lambda _: self._show_mode())
+        strength_row.addWidget(self.strength_slider, 1)
+        strength_row.addWidget(self.strength_spin)
+        form.addRow("Strength", strength_row)
+        self.fill_selection = QtWidgets.QCheckBox("Fill selection")
+        self.fill_selection.setToolTip("Repaint inside the selection only: the new layer is transparent outside it")
+        self.fill_selection.toggled.connect(lambda _: self._show_mode())
+        self.mode_label = QtWidgets.QLabel()
+        mode_row = QtWidgets.QHBoxLayout()
+        mode_row.addWidget(self.fill_selection)
+        mode_row.addWidget(self.mode_label, 1)
+        form.addRow("", mode_row)
         layout.addLayout(form)
+        self._show_mode()
 
         buttons = QtWidgets.QHBoxLayout()
         self.generate_button = QtWidgets.QPushButton("Generate")
@@ -130,6 +175,8 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.message_label)
 
+        layout.addWidget(self._build_storyboard())
+
         settings = QtWidgets.QGroupBox("Server")
         settings_form = QtWidgets.QFormLayout(settings)
         self.server_edit = QtWidgets.QLineEdit()
@@ -151,6 +198,7 @@ class VoicebrushPanel(QtWidgets.QWidget):
         settings_form.addRow("Microphone", self.microphone_edit)
         layout.addWidget(settings)
         layout.addStretch(1)
+        self._busy_buttons = (self.generate_button, self.storyboard_button, self.redo_button)
 
         self.generate_after_speaking.toggled.connect(lambda _: self._save_settings())
 
@@ -230,61 +278,111 @@ class VoicebrushPanel(QtWidgets.QWidget):
     def _show_level(self, level):
         self.level_meter.setValue(int(level * 100))
 
-    def toggle_recording(self):
+    def toggle_recording(self, for_script=False):
         if self.recorder is not None and self.recorder.recording:
             self.stop_recording()
         else:
-            self.start_recording()
+            self.start_recording(for_script=for_script)
 
-    def start_recording(self):
+    def start_recording(self, for_script=False):
+        """Record a prompt (or, `for_script`, a storyboard script) from the microphone.
+
+        The take streams to the daemon as it is recorded and the words show while the
+        artist speaks; with "Generate right after speaking" the picture starts on release."""
         if self.task is not None and self.task.running:
             self._show_message("Wait for the current generation to finish, or cancel it.", error=True)
             return False
         try:
-            self.recorder = audio.make_recorder(self.microphone_edit.currentText().strip(), parent=self)
-            self.recorder.level.connect(self._show_level)
-            self.recorder.start()
-        except audio.RecorderUnavailable as exc:
-            self.recorder = None
+            recorder = audio.make_recorder(self.microphone_edit.currentText().strip(), parent=self)
+            client = self.client()
+        except (audio.RecorderUnavailable, VoicebrushError) as exc:
             self._show_message(str(exc), error=True)
             return False
-        self.record_button.setText("Recording\u2026 release or click to stop")
-        self._show_message("Listening (%s)" % self.recorder.backend)
+        take = LiveTake()
+        recorder.on_chunk = take.push
+        self.recording_script = for_script
+        self._take_discarded = False
+        self._live_into = self.script_edit if for_script else self.transcript_edit
+        self._take_generates = not for_script and self.generate_after_speaking.isChecked()
+        if self._take_generates:
+            if self.generate(take=take) is None:
+                return False
+        else:
+            self._listen(client, take, self._live_into)
+        try:
+            recorder.level.connect(self._show_level)
+            recorder.start()
+        except audio.RecorderUnavailable as exc:
+            take.cancel()
+            self._show_message(str(exc), error=True)
+            return False
+        self.recorder, self.take = recorder, take
+        if for_script:
+            self.dictate_script_button.setText("Stop dictating")
+        else:
+            self.record_button.setText("Recording\u2026 release or click to stop")
+        self._show_message("Listening (%s)\u2026" % recorder.backend)
         return True
 
+    def _listen(self, client, take, into):
+        """A take for its words only: they land in `into` (the transcript or the script box)."""
+        def work(on_event, cancelled):
+            take.listener = on_event
+            return take.transcript(client, cancelled=cancelled)
+
+        self.task = BackgroundTask(work, self)
+        self.task.job_event.connect(self._job_event)
+        self.task.succeeded.connect(lambda text: self._transcript_arrived(text, into))
+        self.task.failed.connect(self._failed)
+        self._set_busy(True, cancellable=True)
+        self.task.start()
+        return self.task
+
     def stop_recording(self):
-        """Stop, then transcribe (or generate, when set to generate right after speaking)."""
+        """The artist let go: the take is complete; its transcript (or its picture) follows."""
         if self.recorder is None:
             return None
         pcm = self.recorder.stop()
         self.recorder = None
-        self.level_meter.setValue(0)
-        self.record_button.setText("Hold to talk")
+        take, self.take = self.take, None
+        self._reset_record_buttons()
         if len(pcm) < MIN_RECORDING_BYTES:
+            self._take_discarded = True
+            take.cancel()
             self._show_message("The recording was too short. Hold the button while you speak.", error=True)
             return None
-        wav = encode_wav(pcm)
-        if self.generate_after_speaking.isChecked():
-            return self.generate(audio=wav)
-        return self.transcribe(wav)
+        take.release()
+        self._show_message("Heard you. Generating\u2026" if self._take_generates else "Finishing the transcript\u2026")
+        return self.task
 
-    def transcribe(self, wav):
+    def _reset_record_buttons(self):
+        self.recording_script = False
+        self.level_meter.setValue(0)
+        self.record_button.setText("Hold to talk")
+        self.dictate_script_button.setText("Dictate script")
+
+    def transcribe(self, wav, into=None):
+        """What the recording says, into the transcript box (or `into`, e.g. the script box)."""
         client = self.client()
         self._show_message("Transcribing\u2026")
         self.task = BackgroundTask(lambda on_event, cancelled: client.transcribe(wav), self)
-        self.task.succeeded.connect(self._transcript_arrived)
+        self.task.succeeded.connect(lambda text: self._transcript_arrived(text, into))
         self.task.failed.connect(self._failed)
         self._set_busy(True)
         self.task.start()
         return self.task
 
-    def _transcript_arrived(self, text):
+    def _transcript_arrived(self, text, into=None):
         self._set_busy(False)
+        self._live_into = None  # a late partial must not cover the final words
         if not text.strip():
             self._failed(VoicebrushError("nothing heard", code="no_speech"))
             return
-        self.transcript_edit.setPlainText(text.strip())
-        self._show_message("Edit the transcript if needed, then Generate.")
+        self.show_words(into or self.transcript_edit, text.strip())
+        if into is self.script_edit:
+            self._show_message("Edit the script if needed, then Make storyboard.")
+        else:
+            self._show_message("Edit the transcript if needed, then Generate.")
         self.finished.emit(text)
 
     # -- generation ---------------------------------------------------------------
@@ -294,35 +392,47 @@ class VoicebrushPanel(QtWidgets.QWidget):
         fixed = int(self.seed_edit.text()) if self.seed_edit.text().isdigit() else 0
         seed = choose_seed(self.seed_mode.currentData(), self.last_seed, fixed)
         return GenerationRequest(prompt=self.transcript_edit.toPlainText(), negative_prompt=self.negative_edit.text(),
-                                 steps=self.steps_spin.value(), seed=seed, variants=self.variants_spin.value())
+                                 steps=self.steps_spin.value(), seed=seed, variants=self.variants_spin.value(),
+                                 strength=self.strength_spin.value() / 100.0, fill=self.fill_selection.isChecked())
 
-    def generate(self, audio=None):
-        """Start a generation from the transcript (or from `audio`, WAV bytes); returns the task or None."""
+    def _show_mode(self):
+        """Say in words what Generate will do with the canvas."""
+        mode = canvas.canvas_mode(self.strength_spin.value() / 100.0, self.fill_selection.isChecked())
+        self.mode_label.setText({canvas.TEXT: "new picture", canvas.REFINE: "refine the canvas",
+                                 canvas.FILL: "repaint the selection"}[mode])
+
+    def generate(self, audio=None, take=None):
+        """Start a generation from the transcript (or from `audio`, WAV bytes, or `take`, a
+        LiveTake being recorded); returns the task or None."""
         if self.task is not None and self.task.running:
             self._show_message("A generation is already running.", error=True)
             return None
         request = self.request()
-        if audio is None and not request.prompt:
+        spoken = audio is not None or take is not None
+        if not spoken and not request.prompt:
             self._show_message("Say or type a prompt first.", error=True)
             return None
         try:
-            target = self.host.capture_target()
+            target = self.host.capture_target(strength=request.strength, fill=request.fill, native_side=self.native_side,
+                                              spare_refine=spoken or spoken_refine(request.prompt)[1])
             client = self.client()
         except VoicebrushError as exc:
             self._failed(exc)
             return None
         native_side = self.native_side
-        prompt = request.prompt if audio is None else None
+        if spoken:
+            request.prompt = ""  # the recording says it
 
         def work(on_event, cancelled):
-            side = native_side or native_side_from_health(client.health())
-            options = request.job_options(generation_size(target.rect, side))
-            return client.run_job(prompt=prompt, audio=audio, on_event=on_event, cancelled=cancelled, **options)
+            if take is not None:
+                take.listener = on_event  # partial words and the transcript, as they come
+            return generation.run(client, request, target.capture, native_side=native_side, audio=audio,
+                                  on_event=on_event, cancelled=cancelled, take=take)
 
         self._started_at = time.monotonic()
         self.task = BackgroundTask(work, self)
         self.task.job_event.connect(self._job_event)
-        self.task.succeeded.connect(lambda result: self._job_done(target, request, result))
+        self.task.succeeded.connect(lambda outcome: self._job_done(target, outcome))
         self.task.failed.connect(self._failed)
         self.progress_bar.setRange(0, 0)  # busy until the first progress event
         self.preview_label.clear()
@@ -332,20 +442,52 @@ class VoicebrushPanel(QtWidgets.QWidget):
         return self.task
 
     def cancel(self):
+        if self.recorder is not None:  # a take being recorded: drop it, and the job listening for it
+            self.recorder.stop()
+            self.recorder = None
+            self._reset_record_buttons()
+            self._take_discarded = True
+            if self.take is not None:
+                self.take.cancel()
+                self.take = None
+            self._show_message("Recording discarded.")
+            return
         if self.task is not None and self.task.running:
             self.task.cancel()
             self._show_message("Cancelling\u2026")
-        elif self.recorder is not None:
-            self.recorder.stop()
-            self.recorder = None
-            self.record_button.setText("Hold to talk")
-            self._show_message("Recording discarded.")
+
+    def show_partial(self, text, stable, into=None):
+        """The words heard so far: the settled part as normal text, the still-changing tail grey and italic."""
+        box = into or self.transcript_edit
+        settled = stable if text.startswith(stable) else ""
+        box.clear()
+        cursor = box.textCursor()
+        plain = QtGui.QTextCharFormat()
+        cursor.insertText(settled, plain)
+        tail = QtGui.QTextCharFormat()
+        tail.setFontItalic(True)
+        tail.setForeground(QtGui.QBrush(QtGui.QColor(128, 128, 128)))
+        cursor.insertText(text[len(settled):], tail)
+        box.setTextCursor(cursor)
+        box.setCurrentCharFormat(plain)  # what the artist types next is not "still changing"
+        self.live_partial = (text, settled)
+
+    def show_words(self, box, text):
+        """Final words in plain text. setPlainText keeps the cursor's format, which after a
+        partial is the grey italic of words still changing."""
+        box.setCurrentCharFormat(QtGui.QTextCharFormat())
+        box.setPlainText(text)
 
     def _job_event(self, name, data):
         if not isinstance(data, dict):
             return
+        if name == "partial":
+            if self._live_into is not None:
+                self.show_partial(data.get("text") or "", data.get("stable") or "", self._live_into)
+            return
         if name == "transcript":
-            self.transcript_edit.setPlainText(data.get("transcript") or data.get("prompt") or "")
+            self._live_into = None  # the final words are in: later partials (replayed) are old news
+            self.show_words(self.transcript_edit, data.get("transcript") or data.get("prompt") or "")
             if data.get("negative_prompt") and not self.negative_edit.text():
                 self.negative_edit.setText(data["negative_prompt"])
             self._show_message("Heard you. Generating\u2026")
@@ -364,11 +506,11 @@ class VoicebrushPanel(QtWidgets.QWidget):
             self.preview_label.setPixmap(pixmap.scaled(width, 160, Qt.AspectRatioMode.KeepAspectRatio,
                                                        Qt.TransformationMode.SmoothTransformation))
 
-    def _job_done(self, target, request, result):
+    def _job_done(self, target, outcome):
         self._set_busy(False)
-        prompt = result.prompt or request.prompt
+        result = outcome.result
         try:
-            node = self.host.insert_images(target, result.images, prompt, result.seed)
+            node = self.host.insert_outcome(target, outcome)
         except VoicebrushError as exc:
             self._failed(exc)
             return
@@ -381,12 +523,18 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(1)
         self.last_node = node
+        self.last_outcome = outcome
         self.last_error = None
-        self._show_message("Added \u201c%s\u201d (seed %s) in %.1f s." % (node.name(), result.seed, self.last_generation_s))
+        self._show_message("Added \u201c%s\u201d (%s) in %.1f s." % (node.name(), outcome.label(), self.last_generation_s))
         self.finished.emit(node)
 
     def _failed(self, exc):
         self._set_busy(False)
+        if exc.code == "cancelled" and self._take_discarded:  # the take was dropped: its message stands
+            self._take_discarded = False
+            self.last_error = exc
+            self.finished.emit(exc)
+            return
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.last_error = exc
@@ -396,7 +544,8 @@ class VoicebrushPanel(QtWidgets.QWidget):
         self.finished.emit(exc)
 
     def _set_busy(self, busy, cancellable=False):
-        self.generate_button.setEnabled(not busy)
+        for button in self._busy_buttons:
+            button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy and cancellable)
 
     def _show_message(self, text, error=False):

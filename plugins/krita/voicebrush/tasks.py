@@ -4,6 +4,7 @@ Signals emitted from the worker reach slots of UI-thread objects as queued
 calls, so widgets are only ever touched on the UI thread.
 """
 
+import collections
 import threading
 import traceback
 
@@ -28,15 +29,31 @@ class BackgroundTask(QObject):
         self._work = work
         self._cancel = threading.Event()
         self.running = False
+        self._pending = collections.deque()
+        self._delivering = False
         self._relay.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     @pyqtSlot(str, object, object)
     def _deliver(self, kind, first, second):
-        if kind == "event":
-            self.job_event.emit(first, second)
+        # A slot may spin Krita's event loop (Window.addView does), which would hand it the
+        # next event before it is done with this one: those wait here, so slots see them in order.
+        self._pending.append((kind, first, second))
+        if self._delivering:
             return
-        self.running = False
-        (self.succeeded if kind == "succeeded" else self.failed).emit(first)
+        self._delivering = True
+        try:
+            while self._pending:
+                kind, first, second = self._pending.popleft()
+                try:
+                    if kind == "event":
+                        self.job_event.emit(first, second)
+                        continue
+                    self.running = False
+                    (self.succeeded if kind == "succeeded" else self.failed).emit(first)
+                except Exception:  # a slot's bug must not swallow the events after it
+                    traceback.print_exc()
+        finally:
+            self._delivering = False
 
     def start(self):
         self.running = True

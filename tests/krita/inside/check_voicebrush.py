@@ -6,14 +6,14 @@ import time
 import urllib.request
 
 import pytest
-from conftest import (RESULTS, SERVER, SPEECH, Finished, dead_server_url, node_pixels, png_bgra, pump,
-                      record_timing, wait_for)
+from conftest import (RESULTS, SERVER, SPEECH, Finished, dead_server_url, heard_the_fox, node_pixels, png_bgra,
+                      pump, record_timing, wait_for)
 from krita import Krita, Selection
 
 try:
-    from PyQt6 import QtWidgets
+    from PyQt6 import QtCore, QtGui, QtWidgets
 except ImportError:
-    from PyQt5 import QtWidgets
+    from PyQt5 import QtCore, QtGui, QtWidgets
 
 import voicebrush
 from voicebrush import krita_glue
@@ -199,7 +199,7 @@ def test_non_rgba_document_gets_a_clear_message(new_document):
 def test_dictate_layer_from_an_audio_file(new_document):
     doc = new_document(256, 256)
     node = voicebrush.dictate_layer(os.path.join(SPEECH, "fox_44k_stereo.wav"), server=SERVER, steps=4)
-    assert "fox" in node.name().lower()
+    assert heard_the_fox(node.name()), node.name()
     assert top_level_names(doc)[1] == node.name()
 
 
@@ -221,7 +221,7 @@ def test_recording_through_the_virtual_microphone_then_generating(new_document, 
     assert panel.start_recording(), panel.message_label.text()
     assert panel.recorder.backend == "QtMultimedia"
     panel.level_meter.valueChanged.connect(levels.append)
-    wait_for(lambda: len(panel.recorder._pcm) >= expected + 16000, 20)
+    wait_for(lambda: len(panel.recorder._pcm) >= expected + 16000, 90)  # slow on a loaded machine
     finished = Finished(panel)
     panel.stop_recording()
     node = finished.wait(60)
@@ -235,12 +235,18 @@ def test_recording_through_the_virtual_microphone_then_generating(new_document, 
 
 def test_recording_then_editing_the_transcript(new_document, panel):
     panel.microphone_edit.setCurrentText("filemic")
+    expected = os.path.getsize(os.environ["VOICEBRUSH_TEST_MIC_RAW"]) - 16000 * 2 * 10
     assert panel.start_recording()
-    pump(2.0)
+    take = panel.take
+    # The whole clip, however slowly a loaded machine delivers it (not a fixed time).
+    wait_for(lambda: len(panel.recorder._pcm) >= expected + 16000, 90)
     finished = Finished(panel)
     panel.stop_recording()
-    text = finished.wait(30)
-    assert isinstance(text, str) and text == panel.transcript_edit.toPlainText()
+    text = finished.wait(60)
+    assert isinstance(text, str) and text and text == panel.transcript_edit.toPlainText()
+    # A take for the transcript box only draws nothing: its listening job stops once the words are in.
+    job = json.load(urllib.request.urlopen(SERVER + "/v1/jobs/" + take.dictation.job_id, timeout=10))
+    assert job["status"] == "cancelled" and not job["images"] and job["transcript"].strip() == text.strip()
 
 
 def test_zz_screenshot_of_the_docker(new_document, panel, window):
@@ -259,4 +265,15 @@ def test_zz_screenshot_of_the_docker(new_document, panel, window):
     pump(0.5)
     dock = qwindow.findChild(QtWidgets.QDockWidget, "voicebrush")
     assert qwindow.grab().save(os.path.join(RESULTS, "krita-window.png"))
-    assert dock.grab().save(os.path.join(RESULTS, "krita-docker.png"))
+    # The whole docker, scrolled part included: its title bar over the panel's contents.
+    content = panel.findChild(QtWidgets.QScrollArea).widget()
+    content.resize(max(320, dock.width()), content.sizeHint().height())
+    title = dock.grab(QtCore.QRect(0, 0, dock.width(), 22))
+    body = content.grab()
+    image = QtGui.QPixmap(max(title.width(), body.width()), title.height() + body.height())
+    image.fill(QtGui.QColor("#31363b"))
+    painter = QtGui.QPainter(image)
+    painter.drawPixmap(0, 0, title)
+    painter.drawPixmap(0, title.height(), body)
+    painter.end()
+    assert image.save(os.path.join(RESULTS, "krita-docker.png"))

@@ -32,15 +32,15 @@ report["registered"] = {
 
 # What the panel hands to Krita, kept to compare with what reached the layer.
 inserted = []
-real_insert = krita_glue.HostBridge.insert_images
+real_insert = krita_glue.HostBridge.insert_outcome
 
 
-def watching_insert(target, images, prompt, first_seed=None):
-    inserted.append(list(images))
-    return real_insert(target, images, prompt, first_seed)
+def watching_insert(target, outcome):
+    inserted.append(list(outcome.result.images))
+    return real_insert(target, outcome)
 
 
-krita_glue.HostBridge.insert_images = staticmethod(watching_insert)
+krita_glue.HostBridge.insert_outcome = staticmethod(watching_insert)
 
 
 def pump_until(predicate, timeout=60.0):
@@ -129,9 +129,81 @@ report["api"] = {"layer": describe(node), "top": document.rootNode().childNodes(
 with open(speech_path, "rb") as handle:
     wav = handle.read()
 outcomes.clear()
+panel.transcript_edit.setPlainText("")  # what was typed for step 2 must not pass for the words
 panel.transcribe(wav)
 pump_until(lambda: outcomes, 60)
 report["transcript"] = {"outcome": repr(outcomes[0]) if outcomes else None, "text": panel.transcript_edit.toPlainText()}
+
+# 4b. Refine and fill from the docker, reading the canvas (Document.pixelData) and the
+#     selection's coverage (Selection.pixelData), as in Krita.
+import json as _json  # noqa: E402
+import urllib.request  # noqa: E402
+
+
+def latest_job():
+    with urllib.request.urlopen(server + "/v1/jobs?limit=1", timeout=10) as response:
+        return _json.load(response)["data"][0]
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+def bgra_image(png):
+    image = Image.open(io.BytesIO(png)).convert("RGBA")
+    r, g, b, a = image.split()
+    return Image.merge("RGBA", (b, g, r, a)).tobytes()
+
+
+sketch = bytearray(b"\xff" * (256 * 256 * 4))  # white, with a black square: what the canvas shows
+for row in range(64, 192):
+    sketch[(row * 256 + 64) * 4:(row * 256 + 192) * 4] = b"\0\0\0\xff" * 128
+document = krita.Document(256, 256)
+document.projection_pixels = bytes(sketch)
+app_krita.document = document
+panel.transcript_edit.setPlainText("a black square, charcoal")
+panel.seed_edit.setText("21")
+panel.strength_slider.setValue(50)
+node, _ = run_generation()
+job = latest_job()
+report["refine"] = {
+    "mode": job.get("mode"), "strength": job.get("strength"), "name": getattr(node, "name", lambda: repr(node))(),
+    "input_is_canvas": bgra_image(fetch(job["inputs"]["image"])) == bytes(sketch),
+    "rect": list(node.pixel_rect) if hasattr(node, "pixel_rect") else None,
+    "mode_label": panel.mode_label.text(),
+}
+document.setSelection(krita.Selection.ellipse(48, 64, 160, 112, canvas=(256, 256)))
+panel.fill_selection.setChecked(True)
+panel.strength_slider.setValue(100)
+panel.transcript_edit.setPlainText("stormy clouds at sunset")
+node, _ = run_generation()
+job = latest_job()
+fill = {"mode": job.get("mode"), "name": getattr(node, "name", lambda: repr(node))(),
+        "mode_label": panel.mode_label.text()}
+if hasattr(node, "pixel_rect"):
+    x, y, w, h = node.pixel_rect
+    mask = Image.open(io.BytesIO(fetch(job["inputs"]["mask"]))).convert("L").tobytes()
+    fill.update(rect=[x, y, w, h], mask_is_coverage=mask == bytes(document.selection().pixelData(x, y, w, h)))
+    alpha = node.pixels[3::4]
+    coverage = bytes(document.selection().pixelData(x, y, w, h))
+    fill["alpha_within_coverage"] = all(a <= c for a, c in zip(alpha, coverage))
+    fill["opaque_inside"] = alpha[(128 - y) * w + (128 - x)] == 255
+    fill["clear_outside"] = alpha[0] == 0 and alpha[-1] == 0
+report["fill"] = fill
+panel.fill_selection.setChecked(False)
+document.setSelection(None)
+
+# 4c. A storyboard page through the scripting API (no window: captions as paint layers).
+page = voicebrush.storyboard("a red door\na blue window", columns=2, server=server, steps=1, seed=2)
+groups = [g for g in reversed(page.rootNode().childNodes()) if g.type() == "grouplayer"]
+report["storyboard"] = {
+    "name": page.name(),
+    "size": [page.width(), page.height()],
+    "groups": [g.name() for g in groups],
+    "children": [[(c.name(), c.type(), list(c.pixel_rect) if c.pixel_rect else None) for c in g.childNodes()]
+                 for g in groups],
+}
 
 # 5. The daemon down: a readable error, quickly, and the docker keeps working.
 panel.server_edit.setText(dead_server)
