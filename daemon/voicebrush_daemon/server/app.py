@@ -13,7 +13,7 @@ from ..jobs.listening import Listening, TakeLimits
 from ..jobs.store import JobStore
 from ..jobs.worker import Engines, JobQueue
 from ..settings import Settings
-from . import realtime, routes_a1111, routes_audio, routes_history, routes_images, routes_jobs, routes_meta, routes_storyboards, routes_stream
+from . import realtime, routes_a1111, routes_audio, routes_history, routes_images, routes_jobs, routes_meta, routes_page, routes_storyboards, routes_stream
 from .middleware import error_shape, make_access_middleware, make_cors_headers
 from .retention import retention_ctx
 from .state import HUB, JOBS, SETTINGS, STORE
@@ -66,7 +66,7 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
 
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(retention_ctx)  # after lifecycle: the history is open by then
-    for module in (routes_meta, routes_audio, routes_images, routes_jobs, routes_stream, realtime, routes_history, routes_a1111):
+    for module in (routes_meta, routes_audio, routes_images, routes_jobs, routes_stream, realtime, routes_history, routes_a1111, routes_page):
         app.add_routes(module.routes)
     routes_storyboards.install(app, settings, store, hub, queue)
     return app

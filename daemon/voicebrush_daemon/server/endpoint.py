@@ -44,6 +44,9 @@ class Endpoint:
     needs_models: bool = True  # False: answers while the models load (the body is still validated)
     description: str | None = None
     json_limit: int | None = None  # bytes a JSON body may have (None: uploads.MAX_JSON_BYTES); pictures as base64 need more
+    # {name: {"schema", "description"}} for path parameters the shared table in
+    # openapi.py does not describe (e.g. the web page's asset names).
+    path_parameters: dict[str, dict[str, Any]] | None = None
 
     @property
     def takes_input(self) -> bool:
