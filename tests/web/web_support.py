@@ -190,6 +190,14 @@ class Page:
             time.sleep(0.1)
         raise AssertionError(f"{message}; the status line says: {self.status!r}")
 
+    def screenshot_of_whole_page(self) -> bytes:
+        """A PNG of the whole page, below the fold too (Chromium's DevTools capture)."""
+        metrics = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+        size = metrics["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+        return base64.b64decode(shot["data"])
+
     def console_errors(self) -> list[dict]:
         logs = self.driver.get_log("browser")
         return [entry for entry in logs if entry["level"] == "SEVERE" and not any(re.search(p, entry["message"]) for p in self.allowed_console)]
