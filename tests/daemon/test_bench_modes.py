@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from voicebrush_daemon.bench_modes import measure_modes
+from voicebrush_daemon.bench.modes import measure_modes
 from voicebrush_daemon.imaging import load_image_generator
 
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from voicebrush_daemon import bench_streaming
+from voicebrush_daemon.bench import streaming as bench_streaming
 
 KEYS = (
     "release_to_transcript_s", "release_to_transcript_upload_s", "e2e_dictation_streaming_s", "e2e_dictation_upload_s",

@@ -59,6 +59,19 @@ def format_table(report: dict[str, Any]) -> str:
         ("  upload done -> done event", f"{parts['done_s']:.3f} s", ""),
         ("  done event -> PNG fetched", f"{parts['png_s']:.3f} s", ""),
     ]
+    streaming = report.get("streaming")
+    if streaming:
+        from .streaming import format_rows
+
+        rows += format_rows(streaming)
+    modes = report.get("modes")
+    if modes:
+        rows += [
+            ("img2img time, strength 0.5 / 1.0", f"{modes['img2img_time_ratio']:.3f}", f"CPU time {modes['img2img_time_ratio_cpu']:.3f}; about 0.5 + the VAE encode"),
+            ("VAE encode", f"{modes['vae_encode_s']:.3f} s", f"a {modes['vae_encode_side']}x{modes['vae_encode_side']} picture"),
+            ("inpaint / text to image", f"{modes['inpaint_overhead_ratio']:.3f}", f"CPU time {modes['inpaint_overhead_ratio_cpu']:.3f}; goal <= 1.1, {modes['size']}, {modes['steps']} steps"),
+            ("memory, one UNet / three", f"{_fmt(modes['resident_one_unet_mb'], '.0f')} / {_fmt(modes['resident_three_unets_mb'], '.0f')} MB", modes.get("memory_note") or modes.get("memory_kind", "")),
+        ]
     gpu = report.get("gpu")
     if gpu:
         rows += [

@@ -1,6 +1,7 @@
 """The whole benchmark in one process that shares one set of loaded engines, measured
-in order: generation overhead, dictation end to end, speech to text, and with CUDA
-the full-size GPU section. Writes the table, and the JSON report when asked."""
+in order: generation overhead, dictation end to end, streamed dictation, the picture
+modes, speech to text, and with CUDA the full-size GPU section. Writes the table, and
+the JSON report when asked."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from .clips import DICTATION_CLIP, read_clip
 from .dictation import measure_dictation
 from .loopback import LoopbackDaemon
 from .machine import load_average, machine_info, versions
+from .modes import measure_modes
 from .overhead import measure_generation
+from .streaming import measure_on as measure_streaming
 from .report import format_table, say
 from .workload import quick_from_env, workload_for
 
@@ -61,6 +64,10 @@ def run_bench(settings: Settings, *, rounds: int, json_path: Path | None = None)
             with LoopbackDaemon(replace(settings, data_dir=Path(scratch) / "data"), engines) as server:
                 generation = measure_generation(server, engines.image, work)
                 dictation = measure_dictation(server, read_clip(DICTATION_CLIP), engines.image.native_size, work)
+                say("streamed dictation: the shipped clips at real-time pace, streaming and upload interleaved")
+                streaming = measure_streaming(server.url, quick=work.quick, rounds=max(1, work.rounds // 2))
+        say("picture modes: img2img, inpaint and text interleaved on the loaded model")
+        modes = _measure_modes(engines.image, work)
         asr = measure_asr(settings, engines.speech, work)
     finally:
         engines.image.close()
@@ -79,6 +86,10 @@ def run_bench(settings: Settings, *, rounds: int, json_path: Path | None = None)
         asr=asr,
         e2e_dictation_s=dictation["median_s"],
         e2e=dictation,
+        **{key: streaming[key] for key in STREAMING_KEYS},
+        streaming=streaming,
+        **{key: (modes or {}).get(key) for key in MODE_KEYS},
+        modes=modes,
     )
     gpu_reason = gpu_skip_reason(settings.device)
     report["gpu"], report["gpu_reason"] = None, gpu_reason
@@ -98,6 +109,24 @@ def run_bench(settings: Settings, *, rounds: int, json_path: Path | None = None)
         json_path.write_text(json.dumps(report, indent=2) + "\n")
         say(f"wrote {json_path}")
     return rc
+
+
+# The figures each section puts at the report's top level (the rest stays in its detail).
+STREAMING_KEYS = (
+    "release_to_transcript_s", "release_to_transcript_upload_s", "e2e_dictation_streaming_s", "e2e_dictation_upload_s",
+    "partial_cpu_per_audio_s", "partial_cadence_s", "partial_lag_s", "streaming_final_match_rate",
+)
+MODE_KEYS = ("img2img_time_ratio", "vae_encode_s", "inpaint_overhead_ratio", "resident_one_unet_mb", "resident_three_unets_mb")
+
+
+def _measure_modes(image, work) -> dict[str, Any] | None:
+    """The picture-mode figures at the bench's generation size (tiny in quick mode), or
+    None for an engine that has no picture modes (a stand-in)."""
+    if not hasattr(image, "pipeline_for"):
+        return None
+    if work.quick:
+        return measure_modes(image, side=64, steps=4, rounds=1, encode_side=128)
+    return measure_modes(image, side=work.generation_size, steps=20, rounds=max(1, work.rounds // 2))
 
 
 def load_engines(settings: Settings):

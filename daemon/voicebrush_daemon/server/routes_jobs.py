@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
 
@@ -11,6 +10,7 @@ from ..audio import decode_audio
 from ..errors import ApiError, InvalidAudio
 from ..jobs.model import DICTATION, TERMINAL, Job, new_job_id
 from ..options import GenerationOptions
+from . import sse
 from .endpoint import endpoint
 from .pictures import job_pictures
 from .routes_stream import LISTENING
@@ -18,11 +18,6 @@ from .schemas import PICTURE_JSON_BYTES, JobEvent, JobForm, JobList, JobListQuer
 from .state import HUB, JOBS, STORE, image_url_maker
 
 routes = web.RouteTableDef()
-
-SSE_HEARTBEAT_S = 15.0
-# A client that stops reading for this long is cut off, so it holds no connection (and
-# no backlog of previews) forever. The job never waits for any client either way.
-SSE_WRITE_TIMEOUT_S = 30.0
 
 
 def job_from_options(kind: str, options: GenerationOptions) -> Job:
@@ -113,10 +108,6 @@ async def cancel_job(request: web.Request) -> web.Response:
     return web.json_response(job.public(image_url_maker(request)))
 
 
-def _sse(event: str, data: dict) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
 @routes.get("/v1/jobs/{job_id}/events")
 @endpoint(
     "Server-Sent Events: transcript, progress (with preview), then one of done, failed, cancelled, whose data is the job; "
@@ -136,29 +127,19 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             backlog.append(("transcript", {"id": job.id, "transcript": job.transcript, "prompt": job.prompt, "negative_prompt": job.negative_prompt}))
         if job.status in TERMINAL:
             backlog.append((job.status, job.to_dict()))
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    await response.prepare(request)
+    response = await sse.open_stream(request)
     with hub.subscribe(job.id, backlog) as subscription:
         try:
             while not subscription.ended:
-                item = await subscription.next(SSE_HEARTBEAT_S)
+                item = await subscription.next(sse.HEARTBEAT_S)
                 if item is None:
                     if not subscription.ended:
-                        await _write(request, response, b": keep-alive\n\n")  # proxies and clients see we live
+                        await sse.write(request, response, sse.KEEP_ALIVE)
                     continue
                 event, data = item
                 if event in TERMINAL:
                     data = Job.from_dict(data).public(image_url)
-                await _write(request, response, _sse(event, data))
+                await sse.write(request, response, sse.event_bytes(event, data))
         except ConnectionResetError:
             pass  # the client left (or stopped reading); the job goes on without it
     return response
-
-
-async def _write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
-    try:
-        await asyncio.wait_for(response.write(data), SSE_WRITE_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        if request.transport is not None:
-            request.transport.abort()
-        raise ConnectionResetError("the event stream's client stopped reading") from None

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .imaging.base import GenerationRequest
-from .imaging.inputs import DEPTH, IMG2IMG, INPAINT, TEXT
-from .models import ModelUnavailable
+from ..imaging.base import GenerationRequest
+from ..imaging.inputs import DEPTH, IMG2IMG, INPAINT, TEXT
+from ..models import ModelUnavailable
 
 INPAINT_GOAL = 1.1
 

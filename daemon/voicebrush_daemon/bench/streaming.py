@@ -1,6 +1,6 @@
 """`voicebrush bench`, streamed dictation: what streaming the take buys, and what it costs.
 
-Run against a daemon served from this process (bench's LoopbackServer), so the
+Run against a daemon served from this process (bench/loopback.py), so the
 process's CPU time includes the daemon's. The shipped spoken clips are replayed at
 real-time pace (100 ms buffers, as a recorder delivers them) through the plugins'
 own client (voicebrush_client), on two paths, interleaved clip by clip:
@@ -32,13 +32,12 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-CLIPS_DIR = ROOT / "tests" / "fixtures" / "speech"
+from .clips import CLIPS_DIR
+
 # One clip per utterance (the other shipped files re-encode these).
 CLIPS = ("demo_prompt.wav", "fox_44k_stereo.wav", "alley.flac", "castle.ogg")
 CHUNK_S = 0.1
@@ -48,7 +47,7 @@ SEED = 20240601
 
 def clip_pcm(name: str) -> bytes:
     """A clip as the 16 kHz 16-bit mono PCM a recorder would give."""
-    from .audio import decode_audio
+    from ..audio import decode_audio
 
     samples = decode_audio((CLIPS_DIR / name).read_bytes())
     return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
@@ -105,12 +104,17 @@ def measure_streaming(url: str, *, token: str | None = None, clips=CLIPS, rounds
 
 def run(settings, engines, *, quick: bool = False, rounds: int = 2) -> dict[str, Any]:
     """measure_streaming on the real app served from this process, with `engines`."""
-    from .bench.loopback import LoopbackDaemon as LoopbackServer
+    from .loopback import LoopbackDaemon
 
-    with LoopbackServer(settings, engines) as server:
-        if quick:
-            return measure_streaming(server.url, clips=CLIPS[:1], rounds=1, steps=2, size="64x64", generation_steps=4)
-        return measure_streaming(server.url, rounds=rounds)
+    with LoopbackDaemon(settings, engines) as server:
+        return measure_on(server.url, quick=quick, rounds=rounds)
+
+
+def measure_on(url: str, *, quick: bool = False, rounds: int = 2) -> dict[str, Any]:
+    """measure_streaming at the bench's sizes: tiny ones in quick mode."""
+    if quick:
+        return measure_streaming(url, clips=CLIPS[:1], rounds=1, steps=2, size="64x64", generation_steps=4)
+    return measure_streaming(url, rounds=rounds)
 
 
 # ---- one take each way ---------------------------------------------------------------------------
