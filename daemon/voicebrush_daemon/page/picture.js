@@ -37,6 +37,7 @@ export class PictureView {
       again: byVb("again"),
       download: byVb("download"),
       figure: byVb("picture"),
+      empty: byVb("result-empty"),
     };
     this.current = null; // the job shown
     this.running = null; // {id, follow: AbortController}
@@ -51,6 +52,7 @@ export class PictureView {
     const follow = new AbortController();
     this.running = { id: null, follow };
     this.showProgress(0, 0);
+    this.el.empty.hidden = true;
     this.status.say(request.take ? "Hearing what you said…" : "Sending…", "busy");
     let job;
     try {
@@ -129,6 +131,7 @@ export class PictureView {
   /** Show a finished job as the current picture, with its prompt, negative prompt and seed. */
   async show(job) {
     this.current = job;
+    this.el.empty.hidden = true;
     this.el.prompt.textContent = job.prompt || "";
     this.el.negative.textContent = job.negative_prompt || "(none)";
     this.el.seed.textContent = job.seed === null || job.seed === undefined ? "" : String(job.seed);
