@@ -82,3 +82,12 @@ async def test_the_realtime_socket_takes_the_token_as_a_subprotocol(tokened):
     # Only there: elsewhere the subprotocol header is no credential.
     response = await tokened.get("/v1/jobs", headers={"Sec-WebSocket-Protocol": f"openai-insecure-api-key.{TOKEN}"})
     assert response.status == 401
+
+
+def test_every_file_of_the_page_is_served_and_only_those():
+    from importlib import resources
+
+    from voicebrush_daemon.server.routes_page import ASSETS, PAGE_FOLDER, PAGE_PACKAGE
+
+    shipped = {entry.name for entry in resources.files(PAGE_PACKAGE).joinpath(PAGE_FOLDER).iterdir() if entry.is_file()}
+    assert shipped == set(ASSETS) | {"index.html"}
