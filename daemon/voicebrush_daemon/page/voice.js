@@ -44,23 +44,23 @@ function tooShort() {
 
 class PcmTake {
   static async start(stream, onPcm) {
-    let context;
-    try {
-      context = new AudioContext({ sampleRate: TAKE_RATE });
-    } catch {
-      context = new AudioContext(); // the device's own rate; the daemon resamples
-    }
-    try {
-      await context.audioWorklet.addModule("/page/pcm-tap.js");
-      const source = context.createMediaStreamSource(stream);
-      const tap = new AudioWorkletNode(context, "pcm-tap", { channelCount: 1, channelCountMode: "explicit" });
-      source.connect(tap);
-      tap.connect(context.destination); // pulled by the graph; it only ever writes silence
-      if (context.state === "suspended") await context.resume();
-      return new PcmTake(stream, context, source, tap, onPcm);
-    } catch (error) {
-      context.close().catch(() => {});
-      throw error;
+    // Whisper's rate where the browser resamples the microphone for us (Chromium does);
+    // else the device's own rate (Firefox will not mix rates), which the daemon resamples.
+    for (const settings of [{ sampleRate: TAKE_RATE }, {}]) {
+      let context = null;
+      try {
+        context = new AudioContext(settings);
+        await context.audioWorklet.addModule("/page/pcm-tap.js");
+        const source = context.createMediaStreamSource(stream);
+        const tap = new AudioWorkletNode(context, "pcm-tap", { channelCount: 1, channelCountMode: "explicit" });
+        source.connect(tap);
+        tap.connect(context.destination); // pulled by the graph; it only ever writes silence
+        if (context.state === "suspended") await context.resume();
+        return new PcmTake(stream, context, source, tap, onPcm);
+      } catch (error) {
+        if (context) context.close().catch(() => {});
+        if (!settings.sampleRate) throw error;
+      }
     }
   }
 
