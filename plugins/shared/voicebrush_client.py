@@ -160,7 +160,7 @@ class Dictation(object):
     kept here and uploaded whole by finish(), and no partials come.
     """
 
-    def __init__(self, client, rate, job_id, fields, on_partial=None, on_event=None):
+    def __init__(self, client, rate, job_id, fields, on_partial=None, on_event=None, pictures=None):
         self.client = client
         self.rate = int(rate)
         self.job_id = job_id
@@ -169,6 +169,7 @@ class Dictation(object):
         self.transcript = None
         self.events = None
         self._fields = fields
+        self._pictures = dict(pictures or {})  # image/mask/depth PNG bytes, for the whole-file fallback
         self._on_partial = on_partial
         self._on_event = on_event
         self._chunks = queue.Queue()
@@ -288,6 +289,7 @@ class Dictation(object):
         if self._cancelled:
             raise VoicebrushError("cancelled", code="cancelled", server=self.client.server)
         options = dict((key, value) for key, value in self._fields.items() if key in GENERATION_OPTIONS)
+        options.update(self._pictures)
         job = self.client.submit_job(prompt=self._fields.get("prompt"), audio=encode_wav(bytes(self._kept), self.rate),
                                      **options)
         self.job_id = job["id"]
@@ -516,7 +518,8 @@ class Client(object):
 
     # -- streamed dictation ---------------------------------------------------
 
-    def start_dictation(self, rate=16000, language=None, prompt=None, on_partial=None, on_event=None, **options):
+    def start_dictation(self, rate=16000, language=None, prompt=None, on_partial=None, on_event=None,
+                        image=None, mask=None, depth=None, **options):
         """Start a spoken prompt that is sent while it is recorded; returns a Dictation.
 
         Feed it 16-bit little-endian mono PCM at `rate` (8000 to 48000 Hz) with push()
@@ -525,17 +528,21 @@ class Client(object):
         with the words heard so far and the part of them that will not change;
         `on_event(name, data)` sees every event of the job as it arrives (same thread).
         A daemon without streaming gets the whole take uploaded by finish(), as before.
+        `image`, `mask`, `depth` (PNG bytes) and `strength` are submit_job's: the pictures
+        go up with the job (base64 in its JSON), before the audio.
         """
         fields = _job_fields(prompt, options)
+        pictures = dict((role, part[1]) for role, part in _picture_files(image=image, mask=mask, depth=depth).items())
         fields["stream_audio"] = True
         if language:
             fields["language"] = language
+        body = dict(fields, **dict((role, base64.b64encode(data).decode("ascii")) for role, data in pictures.items()))
         try:
-            _, _, data = self._call("POST", "/v1/jobs", body=json.dumps(fields).encode("utf-8"),
+            _, _, data = self._call("POST", "/v1/jobs", body=json.dumps(body).encode("utf-8"),
                                     content_type="application/json")
         except VoicebrushError as exc:
             if exc.status == 400 and exc.param == "prompt":
-                return Dictation(self, rate, None, fields, on_partial, on_event)  # a daemon without streaming
+                return Dictation(self, rate, None, fields, on_partial, on_event, pictures)  # a daemon without streaming
             raise
         job = _json(data, self.server)
         if job.get("status") != "listening":
@@ -544,8 +551,8 @@ class Client(object):
                 self.cancel(job.get("id", ""))
             except VoicebrushError:
                 pass
-            return Dictation(self, rate, None, fields, on_partial, on_event)
-        return Dictation(self, rate, job["id"], fields, on_partial, on_event)
+            return Dictation(self, rate, None, fields, on_partial, on_event, pictures)
+        return Dictation(self, rate, job["id"], fields, on_partial, on_event, pictures)
 
     def dictate(self, pcm_chunks, rate=16000, language=None, prompt=None, on_partial=None, on_event=None,
                 cancelled=None, **options):

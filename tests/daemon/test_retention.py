@@ -97,11 +97,12 @@ async def test_the_daily_pass_prunes_but_never_a_running_job(make_app, aiohttp_c
     await wait_ready(client)
     store = client.app[STORE]
     (done,) = await finished_jobs(client, 1)
-    running = await (await client.post("/v1/jobs", json={"prompt": "a storm", "size": "128x128", "steps": 500})).json()
-    for _ in range(200):
-        if store.get(running["id"]).status == GENERATING:
-            break
+    # Long enough (a minute and more here) to be running through every pass below.
+    running = await (await client.post("/v1/jobs", json={"prompt": "a storm", "size": "256x256", "steps": 500})).json()
+    deadline = time.monotonic() + 120  # a busy machine may take a while to start it
+    while store.get(running["id"]).status != GENERATING and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
+    assert store.get(running["id"]).status == GENERATING
     # Both look years old now; only the finished one may go.
     store.get(done["id"]).created -= 1000 * DAY_S
     store.get(running["id"]).created -= 1000 * DAY_S
