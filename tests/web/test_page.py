@@ -20,6 +20,13 @@ from PIL import Image, ImageDraw
 
 from web_support import PHONE, Page, chromium, clip_seconds, get_json, microphone, page, png_text_chunks  # noqa: F401 (fixtures)
 
+# An image element whose picture has arrived and been decoded (so it is laid out).
+DECODED = "const image = arguments[0]; return image.complete && image.naturalWidth > 0"
+# The contract's "Web page" table: the hooks users' own automation relies on.
+CONTRACT_HOOKS = (
+    "talk", "prompt", "generate", "transcript", "status", "progress", "cancel", "result", "seed", "again",
+    "keep-seed", "history", "token", "image-in", "strength", "script", "storyboard",
+)  # fmt: skip
 ASSETS = ("page.css", "main.js", "api.js", "messages.js", "voice.js", "pcm-tap.js", "picture.js", "history.js", "storyboard.js", "icon.svg")
 
 
@@ -86,6 +93,13 @@ def test_the_page_and_its_files_are_served_with_a_strict_policy(tiny_daemon):
         if name.endswith(".js"):
             source = fetch(f"{tiny_daemon.url}/page/{name}")[2].decode()
             assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function", source), name
+
+
+def test_every_control_the_contract_names_is_on_the_page(tiny_daemon):
+    html = fetch(tiny_daemon.url + "/")[2].decode()
+    hooks = re.findall(r'data-vb="([a-z-]+)"', html)
+    for name in CONTRACT_HOOKS:
+        assert hooks.count(name) == 1, name  # there, and only once
 
 
 def test_the_page_is_in_openapi_without_a_token(tiny_daemon):
@@ -194,12 +208,33 @@ def test_cancel_stops_the_running_picture(page: Page, tiny_daemon):
     page.wait_status(r"^Drawing: step")
     job_id = page.wait(lambda: page.vb("cancel").is_displayed() and page.js("return document.querySelector('[data-vb=progress]').value >= 1"), "no progress")
     assert job_id
+    # The daemon's previews show while it draws (a JPEG every few steps), decoded.
+    preview = page.vb("preview")
+    page.wait(lambda: preview.is_displayed() and page.js(DECODED, preview), "no preview showed while drawing")
+    assert preview.get_attribute("src").startswith("data:image/jpeg;base64,")
     page.vb("cancel").click()
     page.wait_status(r"^Cancelled\.")
     jobs = get_json(f"{tiny_daemon.url}/v1/jobs?limit=5")["data"]
     record = next(job for job in jobs if job["prompt"] == "a very slow picture")
     assert record["status"] == "cancelled" and record["progress"]["step"] < 500
     assert not page.vb("cancel").is_displayed() and not page.vb("progress").is_displayed()
+    assert not preview.is_displayed()
+
+
+def test_words_that_look_like_markup_stay_words(page: Page, tiny_daemon):
+    """Nothing from a job is inserted as HTML: a prompt with tags shows as its own text,
+    in the result and in the history, and makes no element."""
+    words = '<img src=x data-vb="injected"> a <b>bold</b> fox'
+    page.open(tiny_daemon.url).wait_ready()
+    page.small_pictures()
+    page.vb("prompt").send_keys(words)
+    page.vb("generate").click()
+    job_id = page.result_job()
+    assert get_json(f"{tiny_daemon.url}/v1/jobs/{job_id}")["prompt"] == words
+    assert page.vb("result-prompt").text == words
+    entry = page.wait(lambda: page.all(f'[data-vb-job="{job_id}"]'), "the picture is not in the history")[0]
+    assert words in entry.text
+    assert not page.all('[data-vb="injected"]') and not page.all("b")  # the page has no <b> of its own
 
 
 # ---- pictures in, storyboards --------------------------------------------------------------
@@ -276,8 +311,6 @@ def test_a_dictated_and_typed_script_becomes_a_sheet_with_its_pdf(page: Page, ti
 
 
 def test_touch_at_a_narrow_width(page: Page, tiny_daemon, microphone):
-    import time
-
     driver = page.driver
     driver.set_window_size(*PHONE)
     driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
@@ -297,7 +330,7 @@ def test_touch_at_a_narrow_width(page: Page, tiny_daemon, microphone):
         driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
         record = get_json(f"{tiny_daemon.url}/v1/jobs/{page.result_job()}")
         assert record["transcript"].strip() and page.vb("transcript").text == record["transcript"].strip()
-        time.sleep(0.2)
+        page.wait(lambda: page.js(DECODED, page.vb("result")), "the picture was not decoded")
         assert page.js("return document.documentElement.scrollWidth") <= width  # the picture fits too
     finally:
         driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})

@@ -1,13 +1,21 @@
 """The web page against daemons of its own: restarted (the history stays), with a token (on
-a studio box's name), with a full queue, and a take without speech (its own microphone)."""
+a studio box's name), with a full queue, still loading its models, and a take without speech
+(its own microphone)."""
 
 from __future__ import annotations
 
 import json
 import socket
+import sys
+import threading
 import urllib.request
+from pathlib import Path
 
 from web_support import Page, chromium, clip_seconds, get_json, microphone, microphone_wav, page, post_json, start_chromium  # noqa: F401 (fixtures)
+
+# The real app on a real port whose model load the test holds back (tests/reliability's).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+from reliability_support import served_app  # noqa: E402, F401 (fixture)
 
 
 def test_the_history_stays_across_a_restart_and_its_settings_are_reused(page: Page, start_daemon, tmp_path):
@@ -140,3 +148,30 @@ def test_a_refused_microphone_and_a_take_without_speech_say_so(tiny_daemon, tmp_
         assert not view.console_errors()
     finally:
         driver.quit()
+
+
+def test_a_daemon_still_loading_its_models_is_waited_for(page: Page, served_app, tiny_engines):
+    """The page opens before the models are in: it says so, a picture asked for meanwhile
+    queues nothing, and the page is ready by itself once the models are in."""
+    loaded = threading.Event()
+
+    def slow_load():
+        assert loaded.wait(300), "the test never let the models load"
+        return tiny_engines
+
+    served = served_app(load_engines=slow_load)
+    page.expect_console(r"Failed to load resource: the server responded with a status of 503")
+    try:
+        page.open(served.url)
+        page.wait_status(r"still loading")
+        assert page.vb("status").get_attribute("data-kind") == "busy"
+        page.vb("prompt").send_keys("a lighthouse")
+        page.vb("generate").click()
+        assert "still loading" in page.status
+        assert get_json(served.url + "/v1/jobs")["data"] == []  # nothing was queued
+    finally:
+        loaded.set()
+    page.wait_ready()
+    page.small_pictures()
+    page.vb("generate").click()
+    assert get_json(f"{served.url}/v1/jobs/{page.result_job()}")["prompt"] == "a lighthouse"
