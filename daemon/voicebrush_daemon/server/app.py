@@ -14,6 +14,7 @@ from ..jobs.store import JobStore
 from ..jobs.worker import Engines, JobQueue
 from ..settings import Settings
 from . import realtime, routes_a1111, routes_audio, routes_history, routes_images, routes_jobs, routes_meta, routes_page, routes_storyboards, routes_stream
+from .endpoint import is_public_read
 from .middleware import error_shape, make_access_middleware, make_cors_headers
 from .retention import retention_ctx
 from .state import HUB, JOBS, SETTINGS, STORE
@@ -37,7 +38,7 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
         # a1111_detail outermost: it adds A1111's `detail` to /sdapi/ errors, every one of
         # which error_shape has already put in the contract's shape.
-        middlewares=[routes_a1111.a1111_detail, error_shape, make_access_middleware(settings)],
+        middlewares=[routes_a1111.a1111_detail, error_shape, make_access_middleware(settings, is_public_read)],
     )
     store = JobStore(settings.data_dir)
     hub = EventHub()

@@ -80,6 +80,14 @@ def declaration(handler: Callable) -> Endpoint | None:
     return getattr(handler, ENDPOINT_ATTR, None)
 
 
+def is_public_read(request: web.Request) -> bool:
+    """A read that needs no token: a GET (or HEAD) of a route declared public (health, the web page)."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    declared = declaration(request.match_info.handler)
+    return declared is not None and declared.public
+
+
 def validation_context(request: web.Request) -> dict[str, Any]:
     """What rules beyond the schema need: the loaded engine's scheduler names."""
     queue = request.app[JOBS]

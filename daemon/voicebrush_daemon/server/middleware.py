@@ -11,6 +11,7 @@ import binascii
 import hmac
 import logging
 import re
+from typing import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -206,7 +207,9 @@ def host_allowed(name: str | None, own_names: frozenset[str]) -> bool:
     return name is not None and (name in own_names or is_loopback_host(name))
 
 
-def make_access_middleware(settings: Settings):
+def make_access_middleware(settings: Settings, needs_no_token: Callable[[web.Request], bool]):
+    """needs_no_token(request): a read of a route declared public (endpoint.is_public_read);
+    passed in, as the declarations live above this module."""
     token = settings.token.encode() if settings.token else None
     allowed = tuple(normalise_origin(o) for o in settings.allowed_origins)
     settings_for_origins = settings if allowed == settings.allowed_origins else _with_origins(settings, allowed)
@@ -247,7 +250,7 @@ def make_access_middleware(settings: Settings):
                     "Access-Control-Max-Age": CORS_MAX_AGE_S,
                 },
             )
-        if token is not None and not is_public(request):
+        if token is not None and not needs_no_token(request):
             supplied = supplied_token(request)
             # compare_digest: the time taken does not reveal how much of the token matched.
             # The supplied value is never logged or echoed, right or wrong.
@@ -264,16 +267,6 @@ def make_access_middleware(settings: Settings):
         return await handler(request)
 
     return access
-
-
-def is_public(request: web.Request) -> bool:
-    """A read that needs no token: a route declared public (health, the web page)."""
-    from .endpoint import declaration  # here: endpoint imports state, which imports this module
-
-    if request.method not in SAFE_METHODS - {"OPTIONS"}:
-        return False
-    declared = declaration(request.match_info.handler)
-    return declared is not None and declared.public
 
 
 def _with_origins(settings: Settings, origins: tuple[str, ...]) -> Settings:
