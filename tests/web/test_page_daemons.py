@@ -167,7 +167,7 @@ def test_a_daemon_still_loading_its_models_is_waited_for(page: Page, served_app,
         assert page.vb("status").get_attribute("data-kind") == "busy"
         page.vb("prompt").send_keys("a lighthouse")
         page.vb("generate").click()
-        assert "still loading" in page.status
+        page.wait_status(r"still loading")  # after "Sending…", the daemon's 503 as a sentence
         assert get_json(served.url + "/v1/jobs")["data"] == []  # nothing was queued
     finally:
         loaded.set()
