@@ -11,9 +11,11 @@ TORCH_PIN := torch==2.13.0
 RAY_PIN := ray[serve]==2.60.0
 # Debian packages the tests drive for real: Krita under Xvfb, espeak-ng voices,
 # ALSA's virtual microphone, PortAudio for sounddevice, ffmpeg for test clips,
-# PulseAudio for Qt 6's audio input in the PyQt6 test, DejaVu for storyboard sheets.
+# PulseAudio for Qt 6's audio input in the PyQt6 test, DejaVu for storyboard sheets,
+# Chromium and its WebDriver for the web page's tests in a real browser.
 APT_PACKAGES := krita xvfb xauth python3-pyqt5 python3-pyqt5.qtmultimedia python3-pytest \
-	libqt5multimedia5-plugins espeak-ng alsa-utils libportaudio2 ffmpeg sox pulseaudio fonts-dejavu-core
+	libqt5multimedia5-plugins espeak-ng alsa-utils libportaudio2 ffmpeg sox pulseaudio fonts-dejavu-core \
+	chromium chromium-driver
 # `make serve` runs the real models; `make serve PRESET=tiny` tries it offline.
 PRESET ?= sd2
 

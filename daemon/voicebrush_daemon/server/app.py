@@ -14,7 +14,8 @@ from ..jobs.listening import Listening, TakeLimits
 from ..jobs.store import JobStore
 from ..jobs.worker import Engines, JobQueue
 from ..settings import Settings
-from . import realtime, routes_a1111, routes_audio, routes_history, routes_images, routes_jobs, routes_meta, routes_storyboards, routes_stream
+from . import realtime, routes_a1111, routes_audio, routes_history, routes_images, routes_jobs, routes_meta, routes_page, routes_storyboards, routes_stream
+from .endpoint import is_public_read
 from .middleware import error_shape, make_access_middleware, make_cors_headers
 from .retention import retention_ctx
 from .state import HUB, JOBS, SETTINGS, STORE
@@ -45,7 +46,7 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
         client_max_size=settings.max_upload_bytes + 1024 * 1024,
         # a1111_detail outermost: it adds A1111's `detail` to /sdapi/ errors, every one of
         # which error_shape has already put in the contract's shape.
-        middlewares=[routes_a1111.a1111_detail, error_shape, make_access_middleware(settings)],
+        middlewares=[routes_a1111.a1111_detail, error_shape, make_access_middleware(settings, is_public_read)],
     )
     store = JobStore(settings.data_dir)
     hub = EventHub()
@@ -75,7 +76,7 @@ def create_app(settings: Settings, load_engines: Callable[[], Engines] | None = 
 
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(retention_ctx)  # after lifecycle: the history is open by then
-    for module in (routes_meta, routes_audio, routes_images, routes_jobs, routes_stream, realtime, routes_history, routes_a1111):
+    for module in (routes_meta, routes_audio, routes_images, routes_jobs, routes_stream, realtime, routes_history, routes_a1111, routes_page):
         app.add_routes(module.routes)
     routes_storyboards.install(app, settings, store, hub, queue)
     return app

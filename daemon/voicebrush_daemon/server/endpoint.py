@@ -44,6 +44,9 @@ class Endpoint:
     needs_models: bool = True  # False: answers while the models load (the body is still validated)
     description: str | None = None
     json_limit: int | None = None  # bytes a JSON body may have (None: uploads.MAX_JSON_BYTES); pictures as base64 need more
+    # {name: {"schema", "description"}} for path parameters the shared table in
+    # openapi.py does not describe (e.g. the web page's asset names).
+    path_parameters: dict[str, dict[str, Any]] | None = None
 
     @property
     def takes_input(self) -> bool:
@@ -75,6 +78,14 @@ def endpoint(summary: str, **spec: Any) -> Callable:
 
 def declaration(handler: Callable) -> Endpoint | None:
     return getattr(handler, ENDPOINT_ATTR, None)
+
+
+def is_public_read(request: web.Request) -> bool:
+    """A read that needs no token: a GET (or HEAD) of a route declared public (health, the web page)."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    declared = declaration(request.match_info.handler)
+    return declared is not None and declared.public
 
 
 def validation_context(request: web.Request) -> dict[str, Any]:

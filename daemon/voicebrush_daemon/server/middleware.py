@@ -11,6 +11,7 @@ import binascii
 import hmac
 import logging
 import re
+from typing import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -82,6 +83,23 @@ def origin_allowed(origin: str, settings: Settings) -> bool:
     return host == settings.host and port == settings.port
 
 
+def same_origin(origin: str, host_header: str | None) -> bool:
+    """Whether the Origin names the very scheme://host:port the request was sent to (its
+    Host header): the daemon's own web page, however the operator named the machine. The
+    Host has already passed the access checks (one of our names, or a token came with it)."""
+    try:
+        parts = urlsplit(origin)
+        origin_port = parts.port
+    except ValueError:
+        return False
+    match = HOST_HEADER.match(host_header or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname or match is None:
+        return False
+    default = 443 if parts.scheme == "https" else 80
+    host = (match["name"] or match["ipv6"]).lower()
+    return host == parts.hostname and int(match["port"] or default) == (origin_port or default)
+
+
 def normalise_origin(origin: str) -> str:
     """scheme://host[:port] as browsers send it: lower case, no path, no trailing slash."""
     return origin.strip().rstrip("/").lower()
@@ -92,12 +110,23 @@ def normalise_origin(origin: str) -> str:
 BASIC_AUTH_PREFIX = "/sdapi/"
 
 
+# Browsers cannot set headers on a WebSocket: OpenAI's browser clients send the key as
+# a subprotocol instead, and so does the daemon's web page (never in the URL).
+WEBSOCKET_PATH = "/v1/realtime"
+WEBSOCKET_TOKEN_PROTOCOL = "openai-insecure-api-key."
+
+
 def supplied_token(request: web.Request) -> str:
-    """The token the request carries: a Bearer token, or on BASIC_AUTH_PREFIX paths the
-    password of HTTP Basic credentials; "" when none."""
+    """The token the request carries: a Bearer token, on BASIC_AUTH_PREFIX paths the
+    password of HTTP Basic credentials, on WEBSOCKET_PATH a WEBSOCKET_TOKEN_PROTOCOL
+    subprotocol; "" when none."""
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         return value.strip()
+    if request.path == WEBSOCKET_PATH:
+        for protocol in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+            if protocol.strip().startswith(WEBSOCKET_TOKEN_PROTOCOL):
+                return protocol.strip()[len(WEBSOCKET_TOKEN_PROTOCOL) :]
     if scheme.lower() == "basic" and request.path.startswith(BASIC_AUTH_PREFIX):
         try:
             credentials = base64.b64decode(value.strip(), validate=True).decode("utf-8")
@@ -140,7 +169,7 @@ def make_cors_headers(settings: Settings):
 
 # host[:port] with host a DNS name or an IPv4 literal, or [IPv6][:port]. Anything else
 # (userinfo, spaces, a path, an empty value) is no Host we answer to.
-HOST_HEADER = re.compile(r"^(?:(?P<name>[A-Za-z0-9._-]+)|\[(?P<ipv6>[0-9A-Fa-f:.]+)\])(?::[0-9]{1,5})?$")
+HOST_HEADER = re.compile(r"^(?:(?P<name>[A-Za-z0-9._-]+)|\[(?P<ipv6>[0-9A-Fa-f:.]+)\])(?::(?P<port>[0-9]{1,5}))?$")
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -178,7 +207,9 @@ def host_allowed(name: str | None, own_names: frozenset[str]) -> bool:
     return name is not None and (name in own_names or is_loopback_host(name))
 
 
-def make_access_middleware(settings: Settings):
+def make_access_middleware(settings: Settings, needs_no_token: Callable[[web.Request], bool]):
+    """needs_no_token(request): a read of a route declared public (endpoint.is_public_read);
+    passed in, as the declarations live above this module."""
     token = settings.token.encode() if settings.token else None
     allowed = tuple(normalise_origin(o) for o in settings.allowed_origins)
     settings_for_origins = settings if allowed == settings.allowed_origins else _with_origins(settings, allowed)
@@ -196,7 +227,9 @@ def make_access_middleware(settings: Settings):
                 "forbidden_host",
             )
         origin = request.headers.get("Origin")
-        if origin is not None and not origin_allowed(normalise_origin(origin), settings_for_origins):
+        if origin is not None and not (
+            origin_allowed(normalise_origin(origin), settings_for_origins) or same_origin(normalise_origin(origin), request.headers.get("Host"))
+        ):
             # Browsers must not drive a local daemon from a web page.
             raise ApiError(403, "Requests from web pages on other sites are not allowed.", "forbidden_origin")
         if (
@@ -217,7 +250,7 @@ def make_access_middleware(settings: Settings):
                     "Access-Control-Max-Age": CORS_MAX_AGE_S,
                 },
             )
-        if token is not None and not (request.method == "GET" and request.path == "/v1/health"):
+        if token is not None and not needs_no_token(request):
             supplied = supplied_token(request)
             # compare_digest: the time taken does not reveal how much of the token matched.
             # The supplied value is never logged or echoed, right or wrong.

@@ -121,7 +121,7 @@ def _operation(declared: Endpoint, path: str, refs, *, auth: bool) -> dict[str, 
     if declared.description:
         operation["description"] = declared.description
     parameters = [
-        {"name": name, "in": "path", "required": True, **_path_parameter(name)}
+        {"name": name, "in": "path", "required": True, **(declared.path_parameters or {}).get(name, _path_parameter(name))}
         for name in _path_names(path)
     ]
     if declared.query is not None:

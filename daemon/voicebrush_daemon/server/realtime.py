@@ -452,7 +452,9 @@ async def realtime_session(request: web.Request) -> web.StreamResponse:
     intent = request.query.get("intent")
     if intent not in (None, "transcription"):
         raise ApiError(400, "This daemon serves transcription sessions only: connect with ?intent=transcription.", "unsupported_intent", param="intent")
-    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=HEARTBEAT_S)
+    # "realtime": the subprotocol OpenAI's browser clients (and the web page) offer beside
+    # their key (see middleware.supplied_token); a browser drops a socket whose server picks none.
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=HEARTBEAT_S, protocols=("realtime",))
     if not ws.can_prepare(request).ok:
         raise ApiError(426, "This route speaks WebSocket: connect with a WebSocket client (Upgrade: websocket).", "upgrade_required", headers={"Upgrade": "websocket"})
     engines = request.app[JOBS]._require_ready()
