@@ -11,15 +11,13 @@ import numpy as np
 import pytest
 from faster_whisper import WhisperModel
 
-from conftest_speech import CLIPS, ONE_PER_PROMPT, clip_samples, faster_whisper_tiny, speech_data_dir, word_errors
+from conftest_speech import CLIPS, ONE_PER_PROMPT, clip_samples, faster_whisper_tiny, full_window_tiny, speech_data_dir, word_errors
 
 from voicebrush_daemon import cli
-from voicebrush_daemon.settings import Settings
 from voicebrush_daemon.speech import faster_whisper_engine as engine_module
-from voicebrush_daemon.speech import load_transcriber
 from voicebrush_daemon.speech.faster_whisper_engine import encoder_window_frames, repeats_itself
 
-__all__ = ["faster_whisper_tiny", "speech_data_dir"]  # fixtures
+__all__ = ["faster_whisper_tiny", "full_window_tiny", "speech_data_dir"]  # fixtures
 
 
 @pytest.fixture
@@ -34,13 +32,6 @@ def encoded_frames(monkeypatch):
 
     monkeypatch.setattr(WhisperModel, "encode", recording)
     return frames
-
-
-@pytest.fixture(scope="module")
-def full_window_tiny(speech_data_dir):
-    transcriber = load_transcriber(Settings(preset="tiny", device="cpu", data_dir=speech_data_dir, asr_full_window=True))
-    yield transcriber
-    transcriber.close()
 
 
 def test_up_to_nine_seconds_of_speech_get_the_ten_second_window():

@@ -199,7 +199,8 @@ def test_non_rgba_document_gets_a_clear_message(new_document):
 def test_dictate_layer_from_an_audio_file(new_document):
     doc = new_document(256, 256)
     node = voicebrush.dictate_layer(os.path.join(SPEECH, "fox_44k_stereo.wav"), server=SERVER, steps=4)
-    assert "fox" in node.name().lower()
+    # "a red fox in the snow"; "fox" alone is CPU-fragile ("a red box"): test_speech_heard_elsewhere.py
+    assert sum(word in node.name().lower() for word in ("red", "fox", "snow")) >= 2, node.name()
     assert top_level_names(doc)[1] == node.name()
 
 
