@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from faster_whisper import WhisperModel
 
-from conftest_speech import CLIPS, ONE_PER_PROMPT, clip_samples, faster_whisper_tiny, full_window_tiny, speech_data_dir, word_errors
+from conftest_speech import CLIPS, HUMAN, clip_samples, faster_whisper_tiny, full_window_tiny, speech_data_dir, transcript_of, word_errors
 
 from voicebrush_daemon import cli
 from voicebrush_daemon.speech import faster_whisper_engine as engine_module
@@ -67,12 +67,19 @@ def test_long_speech_is_encoded_in_whispers_own_window(faster_whisper_tiny, enco
 
 
 def test_the_full_window_can_be_chosen_and_is_no_more_accurate(faster_whisper_tiny, full_window_tiny, encoded_frames):
+    # Which single word each window gets wrong changes with the CPU's rounding
+    # (alley.flac: "Rely on that night" in 10 s and "Rainy on that light" in 30 s on
+    # AVX-512; 7 errors against 6 on the four prompts with oneDNN on SSE4.1, 4
+    # against 6 with MKL), so the windows are compared over every shipped clip, within
+    # two words of 65. On the sweep's 120 takes the short window was the more accurate
+    # on every numeric path tried (docs/benchmarks.md, "Speech on other CPUs").
     errors = {"short": 0, "full": 0}
-    for name in ONE_PER_PROMPT:
-        samples = clip_samples(name)
+    for name, said in {**CLIPS, **HUMAN}.items():
         for window, transcriber in (("short", faster_whisper_tiny), ("full", full_window_tiny)):
-            errors[window] += word_errors(CLIPS[name], transcriber.transcribe(samples).text)[0]
-    assert errors["short"] <= errors["full"], errors
+            errors[window] += word_errors(said, transcript_of(transcriber, name).text)[0]
+    assert errors["short"] <= errors["full"] + 2, errors
+    for transcriber in (faster_whisper_tiny, full_window_tiny):
+        transcriber.transcribe(clip_samples("fox.mp3"))
     assert set(encoded_frames) == {1000, 3000}
     assert full_window_tiny.full_window and not faster_whisper_tiny.full_window
 
