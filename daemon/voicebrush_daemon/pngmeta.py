@@ -12,14 +12,7 @@ import json
 
 from PIL import Image, PngImagePlugin
 
-# Our scheduler names -> the sampler names AUTOMATIC1111 writes.
-SAMPLER_NAMES = {
-    "dpmpp_2m": "DPM++ 2M",
-    "ddim": "DDIM",
-    "euler": "Euler",
-    "euler_a": "Euler a",
-    "unipc": "UniPC",
-}
+from .imaging.schedulers import AUTOMATIC, a1111_label
 
 # Fast over small: zlib level 1 is several times quicker than Pillow's default 6 and
 # the files are only slightly larger; generation speed is what users feel.
@@ -28,14 +21,19 @@ COMPRESS_LEVEL = 1
 
 def a1111_parameters(meta: dict) -> str:
     """The `parameters` text: prompt, `Negative prompt:` line, then the settings line."""
-    scheduler = str(meta.get("scheduler", ""))
+    sampler, schedule = a1111_label(str(meta.get("scheduler", "")))
     fields = [
         ("Steps", meta.get("steps")),
-        ("Sampler", SAMPLER_NAMES.get(scheduler, scheduler)),
+        ("Sampler", sampler),
+        # AUTOMATIC1111 1.9+ writes the type beside the sampler, and leaves out Automatic.
+        ("Schedule type", schedule if schedule != AUTOMATIC else None),
         ("CFG scale", _number(meta.get("guidance_scale"))),
         ("Seed", meta.get("seed")),
         ("Size", f"{meta.get('width')}x{meta.get('height')}"),
         ("Model", meta.get("model")),
+        # Only where they apply (pictures in), as AUTOMATIC1111 writes them.
+        ("Denoising strength", _number(meta.get("strength"))),
+        ("Mask blur", meta.get("mask_blur")),
     ]
     # One line per field in A1111's reader: a newline inside the prompt stays, but the
     # settings line must not contain one.

@@ -25,6 +25,18 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def read_token_file(path: Path) -> str:
+    """The token in a file (its first line, trimmed), for --token-file. Unlike --token,
+    which every local user can read in `ps`, a file can be readable by its owner only."""
+    try:
+        lines = Path(path).expanduser().read_text(encoding="utf-8").strip().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the token file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not lines or not lines[0].strip():
+        raise ValueError(f"the token file {path} is empty")
+    return lines[0].strip()
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "voicebrush"
@@ -53,8 +65,23 @@ class Settings:
     compile: bool = False  # torch.compile the UNet (CUDA only; warm-up on load)
     # Extra origins (scheme://host:port) allowed besides loopback and our own address.
     allowed_origins: tuple[str, ...] = ()
+    # The address clients use, when it is not --host:--port (a proxy, a DNS name, a
+    # tunnel): image URLs are built from it, and its host is accepted in Host headers.
+    public_url: str | None = None
+    # Work one generation may ask for: (pixels x images per step, pixels x images x
+    # steps); None: the device's own budget (budget.py).
+    work_budget: tuple[int, int] | None = None
     max_upload_bytes: int = 25 * 1024 * 1024
     preview_every: int = 2  # a JPEG preview every N steps
+    # History retention (serve --keep-days / --max-jobs), applied at start and once a
+    # day; None keeps everything (see jobs/retention.py).
+    keep_days: float | None = None
+    max_jobs: int | None = None
+    # Streamed dictation (jobs/listening.py): takes (listening jobs and Realtime sessions)
+    # at once, the longest take, and how long a take may go without audio.
+    max_listening: int = 4
+    max_take_seconds: float = 120.0
+    audio_timeout_s: float = 30.0
 
     @property
     def is_loopback(self) -> bool:

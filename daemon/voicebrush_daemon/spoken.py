@@ -1,9 +1,13 @@
-"""From what an artist said to what the image model is asked.
+"""From what an artist said (or typed) to what the image model is asked.
 
-Speech carries noise a typed prompt does not ("um", "please", "can you draw me")
-and a few spoken controls:
+Speech carries noise a typed prompt does not ("um", "please", "can you draw me"):
+`interpret` drops it, then reads the controls. Both speech and a prompt typed for
+our own routes (POST /v1/jobs: the plugins, the CLI, the web page) carry the same
+controls, read by `read_controls`, so typing and saying the same words draw the
+same picture:
 - "without X" / "no X"  -> X goes to the negative prompt;
 - "landscape", "portrait", "square", "wide shot" -> the aspect, when no size was given.
+The OpenAI and AUTOMATIC1111 routes take a prompt literally, as those APIs do.
 The job record keeps both the transcript and the result, so nothing is hidden.
 """
 
@@ -55,12 +59,22 @@ def _tidy(text: str) -> str:
     return text.strip(" ,;.!?")
 
 
-def interpret(transcript: str) -> SpokenPrompt:
+def interpret(transcript: str, keep_format_words: bool = False) -> SpokenPrompt:
+    """Speech: drop the fillers and the politeness around the picture, then read the controls.
+
+    keep_format_words: a bare "landscape" / "portrait" clause stays in the prompt (a
+    storyboard's frame size is the board's, so such words can only describe the picture);
+    the aspect is still reported."""
     text = FILLERS.sub("", transcript)
     text = _tidy(text)
     text = LEADING_NOISE.sub("", text, count=1)
     text = TRAILING_NOISE.sub("", text)
+    return read_controls(text, keep_format_words=keep_format_words)
 
+
+def read_controls(text: str, keep_format_words: bool = False) -> SpokenPrompt:
+    """The negative clauses and format words of a prompt, typed or already cleaned speech.
+    Nothing else is changed: "paint splatter" stays, where speech would lose a "paint me"."""
     negatives: list[str] = []
 
     def take_negative(match: re.Match) -> str:
@@ -78,7 +92,8 @@ def interpret(transcript: str) -> SpokenPrompt:
         if format_only:
             word = format_only.group("word").lower()
             aspect = aspect or next(a for w, a, _ in ASPECTS if w == word)
-            continue
+            if not keep_format_words:
+                continue
         kept_clauses.append(clause)
     text = ", ".join(c for c in kept_clauses if c)
     if aspect is None:

@@ -1,4 +1,5 @@
-"""Voicebrush for Blender: say a picture, get it as a reference image, a plane or a camera background.
+"""Voicebrush for Blender: say a picture, get it as a reference image, a plane, a camera background or a
+projection from the camera; say a storyboard, get shot cameras and an animatic.
 
 The daemon (`voicebrush serve`) does the speech recognition and the image
 generation; this add-on records, talks to it, and places the result.
@@ -6,9 +7,9 @@ generation; this add-on records, talks to it, and places the result.
 
 import bpy
 
-from . import operators, panel, preferences, progress
+from . import animatic, operators, panel, preferences, progress, storyboard_operators
 
-CLASSES = preferences.CLASSES + panel.CLASSES + operators.CLASSES
+CLASSES = preferences.CLASSES + panel.CLASSES + operators.CLASSES + storyboard_operators.CLASSES
 
 
 def register():
@@ -16,9 +17,11 @@ def register():
         bpy.utils.register_class(cls)
     panel.register()
     operators.register_keymap()
+    animatic.register()
 
 
 def unregister():
+    animatic.unregister()
     operators.unregister_keymap()
     progress.cancel_all()
     panel.unregister()

@@ -44,6 +44,7 @@ class Recorder(object):
         self._limit = 0
         self._lock = threading.Lock()
         self._stream = None
+        self._listener = None
         self.level = 0.0
         self.full = False
 
@@ -74,6 +75,14 @@ class Recorder(object):
         raise MicrophoneError("Cannot record from %s: %s" % (
             "the microphone %r" % self.device if self.device is not None else "the default microphone", last_error))
 
+    def listen(self, on_audio):
+        """Also hand every chunk of PCM to `on_audio` (on PortAudio's thread; it must not block),
+        starting with what was recorded so far, so nothing said before it was attached is lost."""
+        with self._lock:
+            for chunk in self._chunks:
+                on_audio(chunk)
+            self._listener = on_audio
+
     def stop(self):
         """Stop and return the recording as WAV bytes."""
         stream, self._stream = self._stream, None
@@ -97,14 +106,23 @@ class Recorder(object):
             chunk = chunk[:room]
             self._chunks.append(chunk)
             self._bytes += len(chunk)
+            if self._listener is not None:
+                self._listener(chunk)
         self.level = pcm_level(chunk)
 
 
-def record(seconds, device=None):
-    """Record for `seconds` of audio and return WAV bytes (blocking; scripts and background mode)."""
+def record(seconds, device=None, on_started=None):
+    """Record for `seconds` of audio and return WAV bytes (blocking; scripts and background mode).
+    `on_started(recorder)` runs once the microphone is open (e.g. to stream what it records)."""
     import time
 
     recorder = Recorder(device, max_seconds=seconds).start()
+    if on_started is not None:
+        try:
+            on_started(recorder)
+        except BaseException:
+            recorder.stop()
+            raise
     deadline = time.monotonic() + seconds + 2.0
     try:
         while not recorder.full and time.monotonic() < deadline:

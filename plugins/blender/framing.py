@@ -62,3 +62,16 @@ def generation_size_for_camera(frame_aspect, longest_side):
     else:
         width, height = fit_generation_size(1000.0, 1000.0 / frame_aspect, max_side=longest_side)
     return "%dx%d" % (width, height)
+
+
+def size_at_native_area(frame_aspect, native_width, native_height):
+    """"WxH" at `frame_aspect` with about the model's native pixel count, multiples of 8 from
+    64 to 2048: the size the daemon itself picks for an input of that aspect."""
+    area = float(native_width) * float(native_height)
+    width = (area * frame_aspect) ** 0.5
+    height = width / frame_aspect
+
+    def snap(side):
+        return int(min(2048, max(64, round(side / 8.0) * 8)))
+
+    return "%dx%d" % (snap(width), snap(height))

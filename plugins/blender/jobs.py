@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 from .naming import name_from_prompt
 from .voicebrush_client import Client, VoicebrushError, png_size
@@ -21,6 +22,15 @@ MAX_PROPERTY_INT = 2 ** 31 - 1
 
 # Connecting and each wait for an answer; a daemon that is down fails at once (refused).
 NETWORK_TIMEOUT_S = 10.0
+
+# What a picture starts from (the operator's `source`).
+SOURCES = (
+    ("PROMPT", "Prompt Only", "Only the words: text to image"),
+    ("DEPTH", "Depth from Camera", "The scene's depth seen from the active camera lays out the picture"),
+    ("RENDER", "Render", "The active camera's render is redrawn (img2img); Strength says how much may change"),
+)
+# The daemon's own default for img2img.
+DEFAULT_STRENGTH = 0.75
 
 
 @dataclass(frozen=True)
@@ -35,13 +45,33 @@ class GenerationRequest:
     size: str = ""
     server: str = ""
     token: str = ""
+    source: str = "PROMPT"
+    strength: float = DEFAULT_STRENGTH
+    image: Optional[bytes] = None  # PNG: the render to redraw (source RENDER)
+    depth: Optional[bytes] = None  # PNG: the camera's depth, white near (source DEPTH)
+    dictation: str = ""  # a streamed take already on the daemon (keep_dictation), instead of audio_path
 
     def check(self):
         """Raise VoicebrushError for a request the daemon would refuse anyway."""
+        if self.dictation:
+            return  # its options and pictures went to the daemon when the take started
         if not self.prompt.strip() and not self.audio_path:
             raise VoicebrushError("Type or say a prompt first.", code="empty_prompt")
         if self.audio_path and not os.path.isfile(self.audio_path):
-            raise VoicebrushError("The recording %s does not exist." % self.audio_path, code="invalid_audio")
+            raise VoicebrushError("The recording %s does not exist." % self.audio_path, code="missing_audio")
+        if self.source not in [key for key, _, _ in SOURCES]:
+            raise VoicebrushError("Unknown source %r." % self.source, code="invalid_value")
+        if self.source == "RENDER" and not 0.0 < self.strength <= 1.0:
+            raise VoicebrushError("Strength must be above 0 and at most 1.", code="invalid_value")
+
+    def pictures(self):
+        """Keyword pictures for Client.run_job: only those this source sends."""
+        pictures = {}
+        if self.image is not None:
+            pictures["image"] = self.image
+        if self.depth is not None:
+            pictures["depth"] = self.depth
+        return pictures
 
     def options(self):
         """Keyword options for Client.run_job: only what differs from the daemon's defaults."""
@@ -54,7 +84,23 @@ class GenerationRequest:
             options["steps"] = self.steps
         if self.size:
             options["size"] = self.size
+        if self.source == "RENDER":
+            options["strength"] = self.strength
         return options
+
+
+def native_size(server, token=""):
+    """(width, height) the daemon's model draws by default, from its health record."""
+    client = Client(server or None, token, timeout=NETWORK_TIMEOUT_S)
+    health = client.health()
+    if health.get("status") != "ok":
+        raise VoicebrushError("The daemon at %s is still loading its models." % client.server, code="loading")
+    size = str((health.get("models") or {}).get("native_size") or "")
+    try:
+        width, height = (int(side) for side in size.lower().split("x"))
+    except ValueError:
+        width, height = 512, 512  # a daemon that does not say: SD2-base's
+    return width, height
 
 
 def pick_seed(seed, rng=random):
@@ -73,10 +119,11 @@ class GeneratedImage:
     properties: dict = field(default_factory=dict)
 
 
-def images_from_job(job_record, pngs):
+def images_from_job(job_record, pngs, source="PROMPT"):
     """GeneratedImage for each PNG, with the custom properties the add-on stores on images and objects."""
     prompt = job_record.get("prompt") or ""
     seed = job_record.get("seed")
+    strength = job_record.get("strength")
     images = []
     for index, png in enumerate(pngs):
         width, height = png_size(png)
@@ -89,6 +136,10 @@ def images_from_job(job_record, pngs):
             "model": job_record.get("model") or "",
             "transcript": job_record.get("transcript") or "",
             "job": job_record.get("id") or "",
+            "source": source,
+            # How much of the picture could change: 1.0 for a picture drawn from nothing.
+            "strength": float(strength) if isinstance(strength, (int, float)) else 1.0,
+            "mode": job_record.get("mode") or ("text" if source == "PROMPT" else ""),
         }
         images.append(GeneratedImage(png, width, height, name_from_prompt(prompt), properties))
     return images
@@ -107,6 +158,32 @@ def read_audio(path):
         raise VoicebrushError("Cannot read the recording %s: %s" % (path, exc.strerror or exc), code="invalid_audio")
 
 
+# Streamed takes (voicebrush_client.Dictation) between the recorder that started them and
+# the generation that follows them; keyed by a string an operator property can carry.
+_dictations = {}
+_dictation_serial = [0]
+
+
+def keep_dictation(dictation):
+    """Hand a streamed take over to a later GenerationRequest(dictation=key); returns the key."""
+    _dictation_serial[0] += 1
+    key = "take-%d" % _dictation_serial[0]
+    _dictations[key] = dictation
+    return key
+
+
+def take_dictation(key):
+    """The streamed take kept under `key`, once (None if already taken or unknown)."""
+    return _dictations.pop(key, None)
+
+
+def drop_dictation(key):
+    """Cancel a kept take nobody will follow (the generation could not start)."""
+    dictation = take_dictation(key)
+    if dictation is not None:
+        dictation.cancel()
+
+
 class GenerationJob(object):
     """A generation followed on the daemon; its fields are what a panel shows.
 
@@ -120,7 +197,8 @@ class GenerationJob(object):
         self._lock = threading.Lock()
         self._cancel_requested = threading.Event()
         self._thread = None
-        self.stage = "transcribing" if request.audio_path and not request.prompt.strip() else "generating"
+        spoken = (request.audio_path or request.dictation) and not request.prompt.strip()
+        self.stage = "transcribing" if spoken else "generating"
         self.step = 0
         self.steps = 0
         self.transcript = None
@@ -130,6 +208,8 @@ class GenerationJob(object):
         self.images = []
         self.job_record = None
         self.error = None
+        self.events_seen = []  # event names in the order they came (partial, transcript, progress...)
+        self.partial = ("", "")  # a streamed take's latest words: (text, stable prefix)
         self.started_at = time.monotonic()
         self.finished_at = None
 
@@ -145,19 +225,13 @@ class GenerationJob(object):
         """Block until the images are fetched or the job failed; never raises."""
         try:
             self.request.check()
-            audio = read_audio(self.request.audio_path) if self.request.audio_path else None
-            client = self._client or Client(self.request.server or None, self.request.token, timeout=NETWORK_TIMEOUT_S)
-            result = client.run_job(
-                prompt=self.request.prompt or None,
-                audio=audio,
-                audio_filename=os.path.basename(self.request.audio_path) if audio is not None else "speech.wav",
-                on_event=self._on_event,
-                cancelled=self._cancel_requested.is_set,
-                **self.request.options()
-            )
+            if self.request.dictation:
+                result = self._follow_dictation()
+            else:
+                result = self._submit_and_follow()
             if not result.images:
                 raise VoicebrushError("The daemon finished without an image.", code="no_image")
-            images = images_from_job(result.job, result.images)
+            images = images_from_job(result.job, result.images, self.request.source)
             with self._lock:
                 self.job_record = result.job
                 self.transcript = result.transcript or self.transcript
@@ -171,6 +245,30 @@ class GenerationJob(object):
         finally:
             self.finished_at = time.monotonic()
         return self
+
+    def _follow_dictation(self):
+        """A take streamed while it was recorded: its end, then the job to its pictures."""
+        dictation = take_dictation(self.request.dictation)
+        if dictation is None:
+            raise VoicebrushError("That recording was already used.", code="invalid_audio")
+        try:
+            dictation.finish()
+            return dictation.wait(on_event=self._on_event, cancelled=self._cancel_requested.is_set)
+        except BaseException:
+            dictation.cancel()
+            raise
+
+    def _submit_and_follow(self):
+        audio = read_audio(self.request.audio_path) if self.request.audio_path else None
+        client = self._client or Client(self.request.server or None, self.request.token, timeout=NETWORK_TIMEOUT_S)
+        return client.run_job(
+            prompt=self.request.prompt or None,
+            audio=audio,
+            audio_filename=os.path.basename(self.request.audio_path) if audio is not None else "speech.wav",
+            on_event=self._on_event,
+            cancelled=self._cancel_requested.is_set,
+            **dict(self.request.options(), **self.request.pictures())
+        )
 
     def cancel(self):
         """Ask the daemon to stop; the job ends as `cancelled` within a denoising step."""
@@ -213,7 +311,10 @@ class GenerationJob(object):
         if not isinstance(data, dict):
             return
         with self._lock:
-            if name == "transcript":
+            self.events_seen = self.events_seen + [name]
+            if name == "partial":
+                self.partial = (data.get("text") or "", data.get("stable") or "")
+            elif name == "transcript":
                 self.transcript = data.get("transcript") or ""
                 self.prompt = data.get("prompt") or self.transcript
                 self.stage = "generating"

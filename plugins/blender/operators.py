@@ -5,6 +5,7 @@ applies their results on the main thread at each timer event. In background
 mode (bpy.app.background) no event ever arrives, so execute() runs to completion.
 """
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -13,14 +14,17 @@ import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy.types import Operator
 
-from . import jobs, panel, placement, preferences, progress, status
+from . import framing, jobs, panel, placement, preferences, progress, projection, scene_capture, status
 from .capture import MicrophoneError, Recorder, record, wav_seconds
-from .voicebrush_client import VoicebrushError
+from .voicebrush_client import Client, VoicebrushError
 
 TIMER_INTERVAL_S = 0.1
 
 # Recordings shorter than this are a slipped finger, not a prompt.
 SHORTEST_RECORDING_S = 0.3
+
+# What can stop a request before anything is sent: each says what to do.
+REQUEST_ERRORS = (VoicebrushError, placement.PlacementError, scene_capture.CaptureError)
 
 # Codes that say something about the connection rather than about one job.
 CONNECTION_CODES = ("unreachable", "timeout", "invalid_token", "bad_response", "bad_url")
@@ -33,10 +37,39 @@ def runs_to_completion():
     return bpy.app.background
 
 
-def _set_status_bar(context, text):
+def set_status_bar(context, text):
     workspace = getattr(context, "workspace", None)
     if workspace is not None:
         workspace.status_text_set(text)
+
+
+def report_failure(operator, error):
+    """Report an error as the operator's (a cancel as a warning) and end it cancelled."""
+    code = getattr(error, "code", None)
+    if code in CONNECTION_CODES:
+        status.remember(False, str(error))
+    operator.report({"WARNING"} if code == "cancelled" else {"ERROR"}, str(error))
+    return {"CANCELLED"}
+
+
+def camera_pictures(context, source, size, server, token, render_engine="AUTO"):
+    """(size, {"depth" or "image": PNG}) of what the active camera sees for `source`, at the
+    generation size: `size`, or the render's aspect at the daemon's native pixel count."""
+    if source == "PROMPT":
+        return size, {}
+    if scene_capture.active_camera(context) is None:
+        what = "Depth from the camera" if source == "DEPTH" else "Starting from the render"
+        raise scene_capture.CaptureError(what + " needs an active camera: add a camera, or make one "
+                                         "the scene's camera (Scene properties > Camera).")
+    if not size:
+        size = framing.size_at_native_area(scene_capture.render_aspect(context.scene), *jobs.native_size(server, token))
+    try:
+        width, height = (int(side) for side in size.lower().split("x"))
+    except ValueError:
+        raise VoicebrushError("Size must be WxH in pixels, such as 768x432, not %r." % size, code="invalid_value")
+    if source == "DEPTH":
+        return size, {"depth": scene_capture.depth_picture(context, width, height)}
+    return size, {"image": scene_capture.render_picture(context, width, height, render_engine)}
 
 
 class VOICEBRUSH_OT_generate(Operator):
@@ -65,13 +98,20 @@ class VOICEBRUSH_OT_generate(Operator):
                          default="", options={"SKIP_SAVE"})
     plane_distance: FloatProperty(name="Plane Distance", description="How far in front of the camera a plane stands",
                                   default=10.0, min=0.01, unit="LENGTH", options={"SKIP_SAVE"})
+    source: EnumProperty(name="Source", items=jobs.SOURCES, default="PROMPT", options={"SKIP_SAVE"})
+    strength: FloatProperty(name="Strength", description="Render source: how much of the render may change (0 to 1)",
+                            default=jobs.DEFAULT_STRENGTH, min=0.01, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
+    render_engine: EnumProperty(name="Render With", items=scene_capture.RENDER_ENGINES, default="AUTO",
+                                options={"SKIP_SAVE"})
+    dictation: StringProperty(name="Streamed Take", description="A take streamed while it was recorded (the "
+                              "record operator's)", default="", options={"SKIP_SAVE", "HIDDEN"})
 
     # -- background mode and scripts: blocks until the picture is in -------
 
     def execute(self, context):
         try:
             request = self._request(context)
-        except (VoicebrushError, placement.PlacementError) as exc:
+        except REQUEST_ERRORS as exc:
             return self._fail(exc)
         images = _last_result.recall(request)  # a redo with another placement: no new generation
         if images is None:
@@ -94,7 +134,7 @@ class VOICEBRUSH_OT_generate(Operator):
             return self.execute(context)
         try:
             request = self._request(context)
-        except (VoicebrushError, placement.PlacementError) as exc:
+        except REQUEST_ERRORS as exc:
             return self._fail(exc)
         self._view = placement.view_of(context)
         self._transcript_shown = False
@@ -124,17 +164,17 @@ class VOICEBRUSH_OT_generate(Operator):
         job = self._job
         if job.preview_serial:
             panel.show_preview(job.preview, job.preview_serial)
-        if self.audio_path and job.transcript is not None and not self._transcript_shown:
+        if (self.audio_path or self.dictation) and job.transcript is not None and not self._transcript_shown:
             # What was heard, in the panel's prompt field, ready to edit and generate again.
             panel.settings_of(context).transcript = job.prompt or job.transcript
             self._transcript_shown = True
-        _set_status_bar(context, "Voicebrush: %s  (Esc to cancel)" % job.status_line())
+        set_status_bar(context, "Voicebrush: %s  (Esc to cancel)" % job.status_line())
         panel.redraw(context)
 
     def _finish(self, context):
         job = self._job
         context.window_manager.event_timer_remove(self._timer)
-        _set_status_bar(context, None)
+        set_status_bar(context, None)
         progress.ended(job)
         panel.redraw(context)
         if job.error is not None:
@@ -145,6 +185,14 @@ class VOICEBRUSH_OT_generate(Operator):
     # -- shared ---------------------------------------------------------------
 
     def _request(self, context):
+        try:
+            return self._build_request(context)
+        except REQUEST_ERRORS:
+            if self.dictation:
+                jobs.drop_dictation(self.dictation)  # the daemon must not wait for a take nobody follows
+            raise
+
+    def _build_request(self, context):
         prefs = preferences.preferences(context)
         # A random seed is picked here and written back, so the Adjust Last Operation panel
         # shows it and a redo with another placement reuses the same picture.
@@ -158,31 +206,42 @@ class VOICEBRUSH_OT_generate(Operator):
             size=self.size.strip(),
             server=self.server.strip() or prefs.server,
             token=self.token.strip() or prefs.token,
+            source=self.source,
+            strength=self.strength,
+            dictation=self.dictation,
         )
         request.check()
-        placement.check_possible(context, self.placement)  # before the daemon works for nothing
+        # The objects to project onto are the ones selected now, not when the picture arrives.
+        self._targets = projection.targets(context) if self.placement == "PROJECT" else []
+        placement.check_possible(context, self.placement, self._targets)  # before the daemon works for nothing
+        if request.source != "PROMPT" and not request.dictation:
+            request = self._with_camera_pictures(context, request)
         return request
+
+    def _with_camera_pictures(self, context, request):
+        size, pictures = camera_pictures(context, request.source, request.size, request.server, request.token,
+                                         self.render_engine)
+        return dataclasses.replace(request, size=size, **pictures)
 
     def _place(self, context, images, view):
         names = []
+        image = None
         try:
             for generated in images:
                 image = placement.add_image(generated)
                 placement.place(context, self.placement, image, generated.properties, view=view,
-                                plane_distance=self.plane_distance)
+                                plane_distance=self.plane_distance, targets=getattr(self, "_targets", ()))
                 names.append(image.name)
+                image = None
         except placement.PlacementError as exc:
+            placement.remove_image(image)
             return self._fail(exc)
         status.remember(True, "Connected to %s" % (self.server or preferences.preferences(context).server))
         self.report({"INFO"}, "Voicebrush: placed %s" % ", ".join(repr(name) for name in names))
         return {"FINISHED"}
 
     def _fail(self, error):
-        code = getattr(error, "code", None)
-        if code in CONNECTION_CODES:
-            status.remember(False, str(error))
-        self.report({"WARNING"} if code == "cancelled" else {"ERROR"}, str(error))
-        return {"CANCELLED"}
+        return report_failure(self, error)
 
 
 class VOICEBRUSH_OT_record(Operator):
@@ -203,14 +262,27 @@ class VOICEBRUSH_OT_record(Operator):
     )
     seconds: FloatProperty(name="Seconds", description="Scripts and background mode: how long to record",
                            default=5.0, min=0.5, max=600.0, options={"SKIP_SAVE"})
+    target: EnumProperty(
+        name="For",
+        items=(
+            ("PROMPT", "Prompt", "A spoken prompt for a picture"),
+            ("STORYBOARD", "Storyboard", "A dictated storyboard script (\"shot one, ...; next shot, ...\")"),
+        ),
+        default="PROMPT",
+        options={"SKIP_SAVE"},
+    )
 
     def execute(self, context):
         prefs = preferences.preferences(context)
+        self._take = None
         try:
-            wav = record(self.seconds, prefs.input_device or None)
+            wav = record(self.seconds, prefs.input_device or None,
+                         on_started=lambda recorder: self._start_streaming(context, recorder))
         except MicrophoneError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        except REQUEST_ERRORS as exc:
+            return report_failure(self, exc)
         return self._use_recording(context, wav, blocking=True)
 
     def invoke(self, context, event):
@@ -226,6 +298,11 @@ class VOICEBRUSH_OT_record(Operator):
         except MicrophoneError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        try:
+            self._start_streaming(context, self._recorder)
+        except REQUEST_ERRORS as exc:
+            self._recorder.stop()
+            return report_failure(self, exc)
         self._key = event.type if self.mode == "PUSH_TO_TALK" else None
         self._transcription = None
         state.__init__()
@@ -234,7 +311,7 @@ class VOICEBRUSH_OT_record(Operator):
         window_manager = context.window_manager
         self._timer = window_manager.event_timer_add(TIMER_INTERVAL_S, window=context.window)
         window_manager.modal_handler_add(self)
-        _set_status_bar(context, "Voicebrush: recording... %s" % (
+        set_status_bar(context, "Voicebrush: recording... %s" % (
             "release the key to stop" if self._key else "click Stop to end, Esc to discard"))
         return {"RUNNING_MODAL"}
 
@@ -248,6 +325,8 @@ class VOICEBRUSH_OT_record(Operator):
 
         if event.type == "ESC" and event.value == "PRESS":
             self._recorder.stop()
+            if self._take is not None:
+                self._take.cancel()
             self._end_modal(context)
             self.report({"INFO"}, "Voicebrush: recording discarded")
             return {"CANCELLED"}
@@ -259,6 +338,8 @@ class VOICEBRUSH_OT_record(Operator):
         elif event.type == "TIMER":
             state.seconds = self._recorder.seconds
             state.level = self._recorder.level
+            if self._take is not None:
+                state.partial = self._take.partial  # the words so far, streamed: (text, stable)
             panel.redraw(context)
             stop = state.stop_requested or self._recorder.full
         if not stop:
@@ -274,19 +355,53 @@ class VOICEBRUSH_OT_record(Operator):
             self._end_modal(context)
         return result
 
+    def _start_streaming(self, context, recorder):
+        """When the picture follows the recording, stream the take while it is recorded: the daemon
+        hears it as it is spoken (the panel shows the words live) and draws the moment it ends.
+
+        The pictures a source needs are taken now, and the seed picked, as Generate would.
+        A daemon without streaming gets the whole take at the end (the client's fallback)."""
+        self._take = None
+        settings = panel.settings_of(context)
+        if self.target != "PROMPT" or not settings.generate_after_recording:
+            return
+        prefs = preferences.preferences(context)
+        options = panel.generation_options(context)
+        options["seed"] = jobs.pick_seed(options["seed"])
+        targets = projection.targets(context) if options["placement"] == "PROJECT" else []
+        placement.check_possible(context, options["placement"], targets)
+        size, pictures = camera_pictures(context, options["source"], options["size"], prefs.server, prefs.token,
+                                         options["render_engine"])
+        request = jobs.GenerationRequest(negative_prompt=options["negative_prompt"].strip(), seed=options["seed"],
+                                         steps=options["steps"], size=size, source=options["source"],
+                                         strength=options["strength"])
+        client = Client(prefs.server or None, prefs.token, timeout=jobs.NETWORK_TIMEOUT_S)
+        take = client.start_dictation(rate=recorder.sample_rate, **dict(request.options(), **pictures))
+        recorder.listen(take.push)
+        self._take, self._take_options = take, dict(options, size=size)
+
     def _use_recording(self, context, wav, blocking):
+        take, self._take = getattr(self, "_take", None), None
         if wav_seconds(wav) < SHORTEST_RECORDING_S:
+            if take is not None:
+                take.cancel()
             self.report({"WARNING"}, "Voicebrush: the recording was too short; hold the key while you speak.")
             return {"CANCELLED"}
         settings = panel.settings_of(context)
         prefs = preferences.preferences(context)
+        if self.target == "STORYBOARD":
+            return self._storyboard(context, save_recording(wav), blocking)
         if settings.generate_after_recording:
-            path = save_recording(wav)
-            options = panel.generation_options(context)
+            if take is not None:  # streamed: the daemon has heard it all but the end
+                spoken = dict(self._take_options, dictation=jobs.keep_dictation(take))
+            else:
+                spoken = dict(panel.generation_options(context), audio_path=save_recording(wav))
             try:
                 result = bpy.ops.voicebrush.generate("EXEC_DEFAULT" if blocking else "INVOKE_DEFAULT",
-                                                     audio_path=path, prompt="", **options)
+                                                     prompt="", **spoken)
             except RuntimeError as exc:  # background mode turns the reported error into this
+                if take is not None:
+                    jobs.drop_dictation(spoken["dictation"])
                 self.report({"ERROR"}, str(exc).replace("Error: ", "", 1).strip())
                 return {"CANCELLED"}
             return {"FINISHED"} if result & {"FINISHED", "RUNNING_MODAL"} else {"CANCELLED"}
@@ -300,6 +415,15 @@ class VOICEBRUSH_OT_record(Operator):
         self._transcription = transcription.start()
         return {"RUNNING_MODAL"}
 
+    def _storyboard(self, context, path, blocking):
+        try:
+            result = bpy.ops.voicebrush.storyboard("EXEC_DEFAULT" if blocking else "INVOKE_DEFAULT",
+                                                   audio_path=path, **panel.storyboard_options(context))
+        except RuntimeError as exc:  # background mode turns the reported error into this
+            self.report({"ERROR"}, str(exc).replace("Error: ", "", 1).strip())
+            return {"CANCELLED"}
+        return {"FINISHED"} if result & {"FINISHED", "RUNNING_MODAL"} else {"CANCELLED"}
+
     def _show_transcript(self, context, transcription):
         progress.recording.transcribing = False
         if transcription.error is not None:
@@ -312,7 +436,7 @@ class VOICEBRUSH_OT_record(Operator):
 
     def _end_modal(self, context):
         context.window_manager.event_timer_remove(self._timer)
-        _set_status_bar(context, None)
+        set_status_bar(context, None)
         progress.recording.__init__()
         panel.redraw(context)
 

@@ -7,7 +7,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 from bpy.types import Panel, PropertyGroup
 
-from . import framing, placement, preferences, progress
+from . import animatic, boards, framing, jobs, placement, preferences, progress, scene_capture
 
 
 class VoicebrushSettings(PropertyGroup):
@@ -19,6 +19,11 @@ class VoicebrushSettings(PropertyGroup):
         default="",
     )
     placement: EnumProperty(name="Placement", items=placement.PLACEMENTS, default="REFERENCE")
+    source: EnumProperty(name="Source", items=jobs.SOURCES, default="PROMPT",
+                         description="What the picture starts from besides the words")
+    strength: FloatProperty(name="Strength", description="How much of the render may change (0 to 1)",
+                            default=jobs.DEFAULT_STRENGTH, min=0.01, max=1.0, subtype="FACTOR")
+    render_engine: EnumProperty(name="Render With", items=scene_capture.RENDER_ENGINES, default="AUTO")
     negative_prompt: StringProperty(name="Negative Prompt", description="What the picture should not show", default="")
     steps: IntProperty(name="Steps", description="Denoising steps; 0 for the daemon's default", default=0, min=0, max=500)
     seed: IntProperty(name="Seed", description="-1 for a new random seed each time", default=-1, min=-1)
@@ -34,11 +39,38 @@ class VoicebrushSettings(PropertyGroup):
                            default=768, min=64, max=2048, step=8, subtype="PIXEL")
     plane_distance: FloatProperty(name="Distance", description="How far in front of the camera the plane stands",
                                   default=10.0, min=0.01, unit="LENGTH")
+    storyboard_script: StringProperty(
+        name="Script",
+        description="The storyboard's shots: \"shot one, ...; next shot, ...; cut to, ...\" "
+                    "(or pick a text from the Text Editor below, one shot per line)",
+        default="",
+    )
+    storyboard_text: PointerProperty(name="Script Text", type=bpy.types.Text,
+                                     description="A text from the Text Editor holding the script, one shot per line")
+    style: StringProperty(name="Style", description="Added to every shot's prompt: one look for the board", default="")
+    frames_per_shot: IntProperty(name="Frames per Shot", default=48, min=1, max=100000)
+    seed_mode: EnumProperty(name="Seeds", items=boards.SEED_MODES, default="SAME")
+    redo_text: StringProperty(name="New Words", description="Redo: what the shot shows now; empty to keep its words",
+                              default="")
     generate_after_recording: BoolProperty(
         name="Generate When I Stop",
         description="Generate as soon as the recording ends; off: only fill in the prompt for editing",
         default=True,
     )
+
+
+def draw_live_words(layout, text, stable):
+    """The words heard so far while recording: the settled part as usual, the changing tail greyed."""
+    settled, tail = progress.live_words(text, stable)
+    if not settled and not tail:
+        return
+    box = layout.box()
+    if settled:
+        box.label(text=settled, icon="OUTLINER_OB_SPEAKER")
+    if tail:
+        row = box.row()
+        row.active = False  # greyed: these words may still change
+        row.label(text=tail, icon="BLANK1" if settled else "OUTLINER_OB_SPEAKER")
 
 
 def settings_of(context):
@@ -55,12 +87,38 @@ def generation_options(context):
         "seed": settings.seed,
         "plane_distance": settings.plane_distance,
         "size": "",
+        "source": settings.source,
+        "strength": settings.strength,
+        "render_engine": settings.render_engine,
     }
     if settings.size_mode == "CAMERA":
         render = context.scene.render
         frame_aspect = framing.render_aspect(render.resolution_x, render.resolution_y,
                                              render.pixel_aspect_x, render.pixel_aspect_y)
         options["size"] = framing.generation_size_for_camera(frame_aspect, settings.long_side)
+    return options
+
+
+def storyboard_script(context):
+    """The script the panel's Make Storyboard sends: the picked text, else the one-line field."""
+    settings = settings_of(context)
+    if settings.storyboard_text is not None and settings.storyboard_text.as_string().strip():
+        return settings.storyboard_text.as_string()
+    return settings.storyboard_script
+
+
+def storyboard_options(context):
+    """Operator properties for voicebrush.storyboard from the panel's settings (the script aside)."""
+    settings = settings_of(context)
+    options = {
+        "style": settings.style,
+        "frames_per_shot": settings.frames_per_shot,
+        "seed_mode": settings.seed_mode,
+        "negative_prompt": settings.negative_prompt,
+        "steps": settings.steps,
+        "seed": settings.seed,
+        "size": generation_options(context)["size"],
+    }
     return options
 
 
@@ -82,6 +140,7 @@ class VIEW3D_PT_voicebrush(Panel):
             row.operator("voicebrush.record", text="Stop  %.1f s" % recording.seconds, icon="SNAP_FACE",
                          depress=True).mode = "TOGGLE"
             column.progress(factor=recording.level, text="Level")
+            draw_live_words(column, *recording.partial)
         elif recording.transcribing:
             row.label(text="Transcribing...", icon="SORTTIME")
         else:
@@ -92,11 +151,18 @@ class VIEW3D_PT_voicebrush(Panel):
         layout.prop(settings, "transcript", text="")
 
         column = layout.column()
+        column.prop(settings, "source", text="From")
+        if settings.source == "RENDER":
+            column.prop(settings, "strength", slider=True)
+            column.prop(settings, "render_engine", text="")
         column.prop(settings, "placement", text="")
         if settings.placement == "PLANE":
             column.prop(settings, "plane_distance")
-        if settings.placement != "REFERENCE" and context.scene.camera is None:
+        needs_camera = settings.placement != "REFERENCE" or settings.source != "PROMPT"
+        if needs_camera and context.scene.camera is None:
             column.label(text="The scene has no active camera", icon="ERROR")
+        if settings.placement == "PROJECT" and not any(obj.type == "MESH" for obj in context.selected_objects):
+            column.label(text="Select the mesh objects to project onto", icon="ERROR")
 
         box = layout.box()
         box.use_property_split = True
@@ -120,9 +186,38 @@ class VIEW3D_PT_voicebrush(Panel):
         if job is not None:
             self.draw_job(layout, job, running)
 
+        self.draw_storyboard(context, layout.box(), settings, running)
+
         row = layout.row()
         preferences.draw_connection(row)
         row.operator("voicebrush.test_connection", text="", icon="FILE_REFRESH")
+
+    def draw_storyboard(self, context, box, settings, running):
+        box.label(text="Storyboard", icon="SEQUENCE")
+        box.prop(settings, "storyboard_script", text="")
+        box.prop(settings, "storyboard_text", text="Text")
+        column = box.column(align=True)
+        column.prop(settings, "style")
+        row = column.row(align=True)
+        row.prop(settings, "frames_per_shot", text="Frames")
+        row.prop(settings, "seed_mode", text="")
+        row = box.row(align=True)
+        row.enabled = not running
+        make = row.operator("voicebrush.storyboard", text="Make Storyboard", icon="SEQUENCE")
+        make.script = storyboard_script(context)
+        for key, value in storyboard_options(context).items():
+            setattr(make, key, value)
+        row.operator("voicebrush.record", text="", icon="REC").target = "STORYBOARD"
+        shots = animatic.shot_cameras(context.scene)
+        if shots:
+            box.prop(settings, "redo_text")
+            column = box.column(align=True)
+            for index, camera in shots:
+                row = column.row(align=True)
+                row.label(text="%d: %s" % (index, camera.get(animatic.CAPTION_KEY, "")), icon="CAMERA_DATA")
+                redo = row.operator("voicebrush.redo_shot", text="", icon="FILE_REFRESH")
+                redo.camera = camera.name
+                redo.text = settings.redo_text
 
     def draw_job(self, layout, job, running):
         box = layout.box()

@@ -9,12 +9,14 @@ import math
 import bpy
 from mathutils import Euler, Matrix, Quaternion, Vector
 
-from . import framing
+from . import framing, projection
 
 PLACEMENTS = (
     ("REFERENCE", "Reference", "An image empty facing the view", "IMAGE_REFERENCE", 0),
     ("PLANE", "Plane", "An image-textured plane filling the active camera's view", "MESH_PLANE", 1),
     ("CAMERA_BACKGROUND", "Camera Background", "A background image on the active camera", "VIEW_CAMERA", 2),
+    ("PROJECT", "Project", "Projected from the active camera onto the selected mesh objects (UV Project modifier)",
+     "MOD_UVPROJECT", 3),
 )
 
 # Blender's Front view (numpad 1): an upright picture facing -Y. What "the view" is in
@@ -32,10 +34,16 @@ class PlacementError(Exception):
     """The picture cannot go where the artist asked; str() says what to do."""
 
 
-def check_possible(context, placement):
-    """Raise PlacementError before any generation when the placement cannot work."""
+def check_possible(context, placement, targets=()):
+    """Raise PlacementError before any generation when the placement cannot work.
+    `targets`: the names of the objects PROJECT projects onto."""
     if placement == "CAMERA_BACKGROUND" and _scene_camera(context) is None:
         raise PlacementError(NO_CAMERA_MESSAGE)
+    if placement == "PROJECT":
+        try:
+            projection.check_possible(_scene_camera(context), targets)
+        except projection.ProjectionError as exc:
+            raise PlacementError(str(exc))
 
 
 def view_of(context):
@@ -62,14 +70,22 @@ def add_image(generated):
     return image
 
 
-def place(context, placement, image, properties, view=None, plane_distance=10.0):
-    """Put `image` in the scene as `placement`; returns the object that now shows it."""
+def place(context, placement, image, properties, view=None, plane_distance=10.0, targets=()):
+    """Put `image` in the scene as `placement`; returns the object that now shows it
+    (for PROJECT, the first of the `targets` it is projected onto)."""
     if placement == "REFERENCE":
         return add_reference(context, image, properties, view)
     if placement == "PLANE":
         return add_plane(context, image, properties, plane_distance, view)
     if placement == "CAMERA_BACKGROUND":
         return add_camera_background(context, image)
+    if placement == "PROJECT":
+        try:
+            objects, material = projection.project(context, image, _scene_camera(context), targets)
+        except projection.ProjectionError as exc:
+            raise PlacementError(str(exc))
+        _set_properties(material, properties)
+        return objects[0]
     raise PlacementError("Unknown placement %r." % placement)
 
 
@@ -185,6 +201,12 @@ def _link_and_select(context, obj):
         other.select_set(False)
     obj.select_set(True)
     view_layer.objects.active = obj
+
+
+def remove_image(image):
+    """Take back an image whose placement failed: nothing half-made stays in the file."""
+    if image is not None and image.name in bpy.data.images:
+        bpy.data.images.remove(image)
 
 
 def _set_properties(datablock, properties):

@@ -8,10 +8,19 @@ class RecordingState(object):
         self.seconds = 0.0
         self.level = 0.0
         self.stop_requested = False
+        self.partial = ("", "")  # a streamed take's words so far: (text, the stable prefix of it)
         self.operator = None  # the modal operator recording now
 
 
 recording = RecordingState()
+
+
+def live_words(text, stable):
+    """(settled words, the tail that may still change) of a streamed take's partial transcript."""
+    text, stable = (text or "").strip(), (stable or "").strip()
+    if stable and text.startswith(stable):
+        return stable, text[len(stable):].strip()
+    return "", text
 
 # (GenerationJob, the modal operator following it), oldest first.
 _running = []

@@ -101,8 +101,10 @@ async def test_openapi_describes_every_route_and_the_schedulers(client):
     assert doc["openapi"].startswith("3.")
     for path in ["/v1/health", "/v1/audio/transcriptions", "/v1/images/generations", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/events", "/v1/images/{name}.png", "/v1/models", "/openapi.json"]:
         assert path in doc["paths"], path
-    schedulers = doc["paths"]["/v1/images/generations"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["scheduler"]["enum"]
-    assert {"dpmpp_2m", "ddim", "euler"} <= set(schedulers)
+    ref = doc["paths"]["/v1/images/generations"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    (scheduler,) = [option for option in body["properties"]["scheduler"]["anyOf"] if option.get("type") == "string"]
+    assert {"dpmpp_2m", "ddim", "euler"} <= set(scheduler["enum"])
 
 
 # ---- generation ---------------------------------------------------------------
@@ -212,7 +214,13 @@ async def test_missing_prompt_bad_json_and_non_objects(client):
 
 
 async def test_oversized_json_is_413(client):
-    response = await client.post("/v1/jobs", data=b'{"prompt": "' + b"a" * (2 * 1024 * 1024) + b'"}', headers={"Content-Type": "application/json"})
+    response = await client.post("/v1/images/generations", data=b'{"prompt": "' + b"a" * (2 * 1024 * 1024) + b'"}', headers={"Content-Type": "application/json"})
+    assert response.status == 413
+    assert_error(await response.json(), "payload_too_large")
+    # /v1/jobs takes two pictures as base64 (about 68 MB), and no more.
+    from voicebrush_daemon.server.schemas import PICTURE_JSON_BYTES
+
+    response = await client.post("/v1/jobs", data=b'{"prompt": "' + b"a" * PICTURE_JSON_BYTES + b'"}', headers={"Content-Type": "application/json"})
     assert response.status == 413
     assert_error(await response.json(), "payload_too_large")
 

@@ -14,10 +14,14 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from voicebrush_daemon import bench, bench_gpu, cli
+from voicebrush_daemon import bench, cli
+from voicebrush_daemon.bench import gpu as bench_gpu
 
 CONTRACT_KEYS = ("overhead_ratio", "asr_rtf", "e2e_dictation_s")
 ISSUE_KEYS = ("asr_rtf_by_engine", "gen_steps_per_s", "first_request_s", "machine", "device", "versions", "date", "gpu")
+# Pictures in (issue 11) and streamed dictation (issue 15), measured in the same run.
+MODE_KEYS = ("img2img_time_ratio", "vae_encode_s", "inpaint_overhead_ratio", "resident_one_unet_mb", "resident_three_unets_mb")
+STREAMING_KEYS = ("release_to_transcript_s", "release_to_transcript_upload_s", "e2e_dictation_streaming_s", "e2e_dictation_upload_s", "partial_cpu_per_audio_s")
 
 
 def positive(value) -> bool:
@@ -48,6 +52,10 @@ def test_bench_json_has_every_contract_key_with_sane_values(quick_report):
     assert positive(report["e2e_dictation_s"])
     assert positive(report["gen_steps_per_s"])
     assert positive(report["first_request_s"])
+    for key in MODE_KEYS + STREAMING_KEYS:
+        assert positive(report[key]), (key, report.get(key))
+    assert report["streaming_final_match_rate"] == 1.0
+    assert report["modes"]["steps_run"]["img2img_0.5"] * 2 == report["modes"]["steps_run"]["img2img_1.0"]
     assert set(report["asr_rtf_by_engine"]) == {"faster-whisper", "openai-whisper"}
     assert all(positive(v) for v in report["asr_rtf_by_engine"].values())
     assert report["asr_rtf"] == report["asr_rtf_by_engine"]["faster-whisper"]  # the default engine

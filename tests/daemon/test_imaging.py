@@ -26,6 +26,7 @@ from voicebrush_daemon.imaging import (
 )
 from voicebrush_daemon.imaging import tiny
 from voicebrush_daemon.imaging.diffusers_engine import latent_preview
+from voicebrush_daemon.imaging.schedulers import SCHEDULERS
 from voicebrush_daemon.models import ModelUnavailable
 from voicebrush_daemon.settings import Settings
 
@@ -148,11 +149,14 @@ def test_non_square_sizes(generator, width, height):
     assert image.size == (width, height)
 
 
-@pytest.mark.parametrize("name", ["dpmpp_2m", "ddim", "euler", "euler_a", "unipc"])
+@pytest.mark.parametrize("name", list(SCHEDULERS))
 def test_every_listed_scheduler_runs_and_keeps_v_prediction(generator, name):
     assert name in generator.schedulers
     scheduler = generator.make_scheduler(name)
+    assert type(scheduler).__name__ == SCHEDULERS[name].diffusers_class
     assert scheduler.config.prediction_type == "v_prediction"
+    if name.endswith("_karras"):
+        assert scheduler.config.use_karras_sigmas
     (image,) = generator.generate(request(scheduler=name, steps=3))
     assert image.size == (64, 64)
     # Reproducible with every scheduler, ancestral (noise-adding) ones included.
@@ -166,7 +170,7 @@ def test_default_scheduler_is_dpm_solver_plus_plus(generator):
     assert type(scheduler).__name__ == "DPMSolverMultistepScheduler"
     assert scheduler.config.algorithm_type == "dpmsolver++"
     with pytest.raises(ValueError, match="unknown scheduler"):
-        generator.make_scheduler("plms")
+        generator.make_scheduler("warp_drive")
 
 
 def test_progress_sees_every_step_with_small_rgb_previews(generator):

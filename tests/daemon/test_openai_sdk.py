@@ -77,6 +77,59 @@ def test_images_as_base64_and_as_urls(sdk, daemon):
     assert Image.open(io.BytesIO(fetched.content)).tobytes() == pictures[0].tobytes()  # same seed, same pixels
 
 
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _job(daemon, job_id: str) -> dict:
+    return requests.get(f"{daemon.url}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).json()
+
+
+def test_images_edit_with_and_without_a_mask(sdk, daemon):
+    import numpy as np
+
+    from voicebrush_daemon.imaging.inputs import feathered
+
+    rng = np.random.default_rng(3)
+    canvas = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "RGB")
+    # No mask: the picture's own fully transparent pixels are repainted (OpenAI's rule).
+    holed = canvas.convert("RGBA")
+    holed.paste((0, 0, 0, 0), (0, 0, 64, 20))
+    result = sdk.images.edit(
+        model="dall-e-2", image=("canvas.png", _png(holed), "image/png"), prompt="a night sky", size="64x64",
+        response_format="b64_json", extra_body={**FAST, "seed": 4},
+    )
+    edited = np.asarray(Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json))).convert("RGB"))
+    hole = Image.new("L", (64, 64), 0)
+    hole.paste(255, (0, 0, 64, 20))
+    untouched = np.asarray(feathered(hole, 4)) == 0
+    assert untouched[40:].all() and np.array_equal(edited[untouched], np.asarray(canvas)[untouched])
+    assert result.data[0].revised_prompt == "a night sky"
+
+    # With a mask (its transparent part is repainted), n=2, and strength as an extra_body field.
+    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (32, 0, 64, 64))
+    with_mask = sdk.images.edit(
+        image=("canvas.png", _png(canvas), "image/png"), mask=("mask.png", _png(mask), "image/png"), prompt="a tower",
+        n=2, size="64x64", response_format="b64_json", extra_body={**FAST, "strength": 0.9, "seed": 4},
+    )
+    assert len(with_mask.data) == 2
+    job = _job(daemon, with_mask.model_extra["id"])
+    assert (job["mode"], job["strength"], sorted(job["inputs"])) == ("inpaint", 0.9, ["image", "mask"])
+
+    # No mask, no transparency: img2img; the answer as URLs, OpenAI's default.
+    redrawn = sdk.images.edit(image=("canvas.png", _png(canvas), "image/png"), prompt="a watercolour", extra_body={**FAST, "strength": 0.5})
+    assert redrawn.data[0].url.startswith(daemon.url + "/v1/images/")
+    job = _job(daemon, redrawn.model_extra["id"])
+    assert (job["mode"], job["strength"], job["size"]) == ("img2img", 0.5, "256x256")
+
+    with pytest.raises(openai.BadRequestError) as bad:
+        sdk.images.edit(image=("canvas.png", b"not a picture", "image/png"), prompt="a tower", extra_body=FAST)
+    assert bad.value.code == "invalid_image" and bad.value.param == "image"
+
+
 def test_models_list(sdk):
     ids = [model.id for model in sdk.models.list()]
     assert "tiny-sd2" in ids and any("tiny.en" in i for i in ids)

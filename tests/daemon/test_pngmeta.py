@@ -87,3 +87,11 @@ def _chunk_types_and_keywords(data: bytes) -> list[tuple[bytes, bytes]]:
             found.append((kind, body.split(b"\0", 1)[0]))
         pos += 12 + length
     return found
+
+
+def test_denoising_strength_and_mask_blur_appear_where_they_apply_as_a1111_writes_them():
+    assert "Denoising strength" not in a1111_parameters(META) and "Mask blur" not in a1111_parameters(META)
+    img2img = a1111_parameters({**META, "mode": "img2img", "strength": 0.75}).splitlines()[-1]
+    assert img2img.endswith("Model: stabilityai/stable-diffusion-2-1, Denoising strength: 0.75")
+    inpaint = a1111_parameters({**META, "mode": "inpaint", "strength": 1.0, "mask_blur": 4}).splitlines()[-1]
+    assert inpaint.endswith("Denoising strength: 1, Mask blur: 4")

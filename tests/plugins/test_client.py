@@ -91,6 +91,164 @@ def test_polling_fallback_when_events_are_not_offered(tiny_daemon, monkeypatch):
     assert len(result.images) == 1 and result.job["status"] == "done"
 
 
+def _png(image):
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_jobs_that_start_from_pictures(tiny_daemon):
+    """What the Krita and Blender plugins send: the canvas (img2img), the canvas and a
+    selection (inpaint), the scene's depth; PNG bytes in, the record naming each input."""
+    import numpy as np
+    from PIL import Image
+
+    client = vc.Client(tiny_daemon.url)
+    rng = np.random.default_rng(4)
+    canvas = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "RGB")
+    result = client.run_job("a forest at dusk", image=_png(canvas), strength=0.5, steps=2, size=(64, 64), seed=3)
+    assert (result.job["mode"], result.job["strength"], list(result.job["inputs"])) == ("img2img", 0.5, ["image"])
+    kept = Image.open(io.BytesIO(client.fetch(result.job["inputs"]["image"])))
+    assert np.array_equal(np.asarray(kept.convert("RGB")), np.asarray(canvas))  # the history keeps what was sent
+    assert [vc.png_size(png) for png in result.images] == [(64, 64)]
+
+    selection = Image.new("L", (64, 64), 0)
+    selection.paste(255, (0, 0, 32, 64))
+    result = client.run_job("a door", image=_png(canvas), mask=_png(selection), steps=2, size="64x64", seed=3)
+    assert result.job["mode"] == "inpaint" and sorted(result.job["inputs"]) == ["image", "mask"]
+    drawn = np.asarray(Image.open(io.BytesIO(result.images[0])).convert("RGB"))
+    from voicebrush_daemon.imaging.inputs import feathered
+
+    untouched = np.asarray(feathered(selection, 4)) == 0  # beyond the seam (mask_blur 4)
+    assert untouched[:, 48:].all()
+    assert np.array_equal(drawn[untouched], np.asarray(canvas)[untouched])
+
+    depth = Image.linear_gradient("L").resize((96, 64))
+    result = client.run_job("a canyon", depth=_png(depth), steps=2)
+    assert result.job["mode"] == "depth" and result.job["size"] == "312x208"
+
+    result = client.run_job(audio=(SPEECH / "fox.mp3").read_bytes(), audio_filename="fox.mp3", image=_png(canvas), steps=2, size="64x64")
+    assert result.job["mode"] == "img2img" and result.transcript  # spoken over the canvas
+
+    with pytest.raises(vc.VoicebrushError) as raised:
+        client.submit_job("a fox", image=b"not a png")
+    assert (raised.value.status, raised.value.code, raised.value.param) == (400, "invalid_image", "image")
+    with pytest.raises(vc.VoicebrushError) as raised:
+        client.submit_job("a fox", mask=_png(selection))
+    assert (raised.value.code, raised.value.param) == ("invalid_value", "mask")
+    with pytest.raises(TypeError):
+        client.submit_job("a fox", image="canvas.png")  # bytes, not a path
+    with pytest.raises(TypeError):
+        client.generate("a fox", strength=0.5)  # text to image only
+
+
+# -- storyboards against the daemon -------------------------------------------------
+
+BOARD = {"size": "64x64", "steps": 2}
+
+
+def test_run_storyboard_follows_every_shot_and_fetches_the_sheets(tiny_daemon):
+    import pypdf
+
+    client = vc.Client(tiny_daemon.url)
+    events = []
+    board = client.run_storyboard(
+        "Shot one, a lighthouse at dusk. Next shot, the keeper without people. Cut to a ship in the storm.",
+        style="ink wash", on_event=lambda name, data: events.append((name, data)), **BOARD)
+    assert board["status"] == "done" and [shot["index"] for shot in board["shots"]] == [1, 2, 3]
+    assert [shot["text"] for shot in board["shots"]] == ["a lighthouse at dusk", "the keeper without people", "a ship in the storm"]
+    assert board["shots"][1]["prompt"] == "the keeper, ink wash" and board["shots"][1]["negative_prompt"] == "people"
+    assert events[-1][0] == "done" and events[-1][1]["id"] == board["id"]
+    for shot in board["shots"]:
+        mine = [name for name, data in events[:-1] if data["index"] == shot["index"]]
+        assert "progress" in mine and mine[-1] == "done"
+        assert vc.png_size(client.fetch(shot["image"])) == (64, 64)
+    assert vc.png_size(client.fetch_sheet(board["id"], "png"))[0] >= 900
+    pdf = pypdf.PdfReader(io.BytesIO(client.fetch_sheet(board["id"], "pdf")))
+    assert len(pdf.pages) == 1
+    assert client.list_storyboards(limit=1)[0]["id"] == board["id"]
+
+
+def test_create_get_events_and_sequence_seeds(tiny_daemon):
+    client = vc.Client(tiny_daemon.url)
+    board = client.create_storyboard(shots=["a door", "a hall"], seed=40, seed_mode="sequence", size=(64, 64), steps=1)
+    assert [shot["seed"] for shot in board["shots"]] == [40, 41] and board["status"] == "running"
+    events = list(client.storyboard_events(board["id"]))  # ends by itself after the board's done
+    assert events[-1][0] == "done" and "index" not in events[-1][1]
+    assert {data["index"] for name, data in events if name == "done" and "index" in data} == {1, 2}
+    again = client.get_storyboard(board["id"])
+    assert again["status"] == "done" and all(shot["image"] for shot in again["shots"])
+    assert client.get_job(again["shots"][0]["job"])["storyboard"] == board["id"]
+
+
+def test_a_dictated_script_from_a_wav(tiny_daemon):
+    client = vc.Client(tiny_daemon.url)
+    board = client.run_storyboard(audio=(SPEECH / "storyboard.wav").read_bytes(), audio_filename="take.wav", language="en", **BOARD)
+    assert "lighthouse" in board["transcript"].lower()
+    assert len(board["shots"]) == 3 and board["status"] == "done"
+
+
+def test_redo_a_shot_and_follow_its_job(tiny_daemon):
+    client = vc.Client(tiny_daemon.url)
+    board = client.run_storyboard(shots=["a cat", "a dog"], seed=3, **BOARD)
+    old = board["shots"][0]["job"]
+    redone = client.redo_shot(board["id"], 1, text="a lynx")
+    shot = redone["shots"][0]
+    assert shot["job"] != old and shot["history"] == [old] and shot["text"] == "a lynx" and shot["seed"] == 3
+    result = client.follow_job(shot["job"])
+    assert result.prompt == "a lynx" and vc.png_size(result.images[0]) == (64, 64)
+    assert client.get_storyboard(board["id"])["shots"][0]["image"] == result.job["images"][0]
+    with pytest.raises(vc.VoicebrushError) as raised:
+        client.redo_shot(board["id"], 3)
+    assert raised.value.status == 404 and raised.value.code == "shot_not_found"
+
+
+def test_cancel_a_board_from_the_caller(tiny_daemon):
+    client = vc.Client(tiny_daemon.url)
+    first_done = threading.Event()
+
+    def on_event(name, data):
+        if name == "done" and data.get("index") == 1:
+            first_done.set()
+
+    board = client.run_storyboard(shots=["a cat", "a dog", "a bird", "a fish"], size="64x64", steps=60,
+                                  on_event=on_event, cancelled=first_done.is_set)
+    assert board["status"] == "cancelled"
+    assert board["shots"][0]["status"] == "done" and board["shots"][-1]["status"] == "cancelled"
+
+
+def test_follow_storyboard_polls_when_the_stream_breaks(tiny_daemon, monkeypatch):
+    client = vc.Client(tiny_daemon.url)
+
+    def no_stream(*args, **kwargs):
+        raise vc.VoicebrushError("no stream here", code="http_404", status=404)
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(client, "_stream", no_stream)
+    board = client.create_storyboard(shots=["a cat", "a dog"], **BOARD)
+    events = []
+    final = client.follow_storyboard(board["id"], on_event=lambda name, data: events.append((name, data)), poll_interval=0.05)
+    assert final["status"] == "done"
+    assert sorted(data["index"] for name, data in events if name == "done" and "index" in data) == [1, 2]
+    assert events[-1][0] == "done" and "index" not in events[-1][1]
+
+
+def test_storyboard_errors_read_as_sentences(tiny_daemon):
+    client = vc.Client(tiny_daemon.url)
+    with pytest.raises(vc.VoicebrushError) as raised:
+        client.create_storyboard(script="\n".join("a panel %d" % i for i in range(65)), **BOARD)
+    assert raised.value.code == "too_many_shots" and "at most 64 shots" in str(raised.value)
+    with pytest.raises(vc.VoicebrushError) as raised:
+        client.create_storyboard(script="shot one. next shot.", **BOARD)
+    assert raised.value.code == "no_shots" and "no shot to draw" in str(raised.value)
+    with pytest.raises(vc.VoicebrushError):
+        client.create_storyboard(script="   ")
+    with pytest.raises(TypeError):
+        client.create_storyboard(script="a cat", stepz=3)
+    with pytest.raises(ValueError):
+        client.fetch_sheet("0" * 32, "jpeg")
+
+
 def test_wrong_token_is_a_401_sentence(start_daemon):
     # Auth is checked before anything else, so the models need not be loaded.
     daemon = start_daemon(token="right-token", wait_healthy=False)
@@ -163,6 +321,26 @@ def test_sse_parser_handles_comments_multiline_and_crlf():
     lines = [b": keep-alive\n", b"event: progress\r\n", b'data: {"step": 1,\n', b'data: "steps": 4}\n', b"\n",
              b"data: plain\n", b"\n"]
     assert list(vc.parse_sse(lines)) == [("progress", {"step": 1, "steps": 4}), ("message", "plain")]
+
+
+def test_picture_jobs_go_as_multipart_parts(monkeypatch):
+    sent = {}
+
+    def call(method, path, body=None, content_type=None, **kwargs):
+        sent.update(path=path, body=body, content_type=content_type)
+        return 202, [], b'{"id": "x", "status": "queued"}'
+
+    client = vc.Client()
+    monkeypatch.setattr(client, "_call", call)
+    client.submit_job("a cat", image=b"\x89PNG image", depth=b"\x89PNG depth", strength=0.6)
+    assert sent["path"] == "/v1/jobs" and sent["content_type"].startswith("multipart/form-data; boundary=")
+    assert b'name="image"; filename="image.png"\r\nContent-Type: image/png\r\n\r\n\x89PNG image\r\n' in sent["body"]
+    assert b'name="depth"; filename="depth.png"' in sent["body"] and b'name="mask"' not in sent["body"]
+    assert b'name="strength"\r\n\r\n0.6\r\n' in sent["body"]
+    client.submit_job("a cat")
+    assert sent["content_type"] == "application/json"  # no picture: JSON as before
+    with pytest.raises(vc.VoicebrushError):
+        client.submit_job(image=b"\x89PNG image")  # a picture alone says nothing to draw
 
 
 def test_multipart_body_is_well_formed():

@@ -85,6 +85,8 @@ def served_app(make_app):
     """served_app(**settings_overrides) -> ServedApp on http://127.0.0.1:PORT, ready."""
     from aiohttp import web
 
+    from voicebrush_daemon.server.request_handler import DaemonRunner
+
     started: list[tuple[asyncio.AbstractEventLoop, web.AppRunner, threading.Thread]] = []
 
     def serve(load_engines=None, **overrides) -> ServedApp:
@@ -94,7 +96,7 @@ def served_app(make_app):
         box: dict[str, Any] = {}
 
         async def setup():
-            runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5.0)
+            runner = DaemonRunner(app, handler_cancellation=True, shutdown_timeout=5.0)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
@@ -141,3 +143,58 @@ async def wait_ready(client, timeout: float = 60.0) -> dict:
         assert body.get("status") != "error", body
         await asyncio.sleep(0.05)
     raise AssertionError("models did not load in time")
+
+
+@dataclass
+class RawAnswer:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_http(url: str, request: bytes, timeout: float = 10.0) -> RawAnswer:
+    """Send bytes exactly as given (no client fixes them up) and read one answer."""
+    import socket
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "-1"))
+        while len(body) < length or (length < 0 and "chunked" not in headers.get("transfer-encoding", "")):
+            try:
+                chunk = sock.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            body += chunk
+    return RawAnswer(status, headers, body[:length] if length >= 0 else body)
+
+
+def http_request(method: str, path: str, host: str | None, *, headers: dict[str, str] | None = None, body: bytes = b"", version: str = "1.1") -> bytes:
+    """A request with exactly this Host line (None: no Host line at all)."""
+    lines = [f"{method} {path} HTTP/{version}"]
+    if host is not None:
+        lines.append(f"Host: {host}")
+    for name, value in (headers or {}).items():
+        lines.append(f"{name}: {value}")
+    if body or method in ("POST", "PUT"):
+        lines.append(f"Content-Length: {len(body)}")
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

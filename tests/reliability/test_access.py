@@ -36,6 +36,23 @@ def test_loopback_by_default_and_no_public_address_without_a_token(tmp_path, mon
         assert cli.main(["serve", "--host", host, "--data-dir", str(tmp_path)]) == 2, host
 
 
+def test_help_says_how_to_keep_the_token_out_of_ps_and_token_file_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    from voicebrush_daemon import cli
+
+    monkeypatch.delenv("VOICEBRUSH_TOKEN", raising=False)
+    serve_help = cli.build_parser()._subparsers._group_actions[0].choices["serve"].format_help()
+    flat = " ".join(serve_help.split())
+    assert "`ps`" in flat and "VOICEBRUSH_TOKEN" in flat and "--token-file" in flat, serve_help
+    assert "--token S" not in cli.EPILOG  # the example itself would put it in ps
+    readme = (__import__("pathlib").Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "--token-file" in readme and "`ps`" in readme
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    for path in (tmp_path / "missing", empty):
+        assert cli.main(["serve", "--token-file", str(path), "--data-dir", str(tmp_path)]) == 2
+        assert "token file" in capsys.readouterr().err
+
+
 def test_the_token_is_compared_in_constant_time_and_kept_out_of_reprs():
     from voicebrush_daemon.server import middleware
     from voicebrush_daemon.settings import Settings
@@ -109,7 +126,9 @@ async def test_body_limits(client):
             yield b"a" * 65536
         yield b'"}'
 
-    response = await client.post("/v1/jobs", data=endless_json(), headers={"Content-Type": "application/json"})
+    # (/v1/jobs and A1111's img2img take two pictures as base64: their JSON limit is
+    # about 68 MB, tested in tests/daemon/test_api.py.)
+    response = await client.post("/v1/images/generations", data=endless_json(), headers={"Content-Type": "application/json"})
     assert response.status == 413
     assert_error_shape(await response.json(), "payload_too_large")
 

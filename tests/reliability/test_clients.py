@@ -5,7 +5,7 @@
 - A dropped synchronous `POST /v1/images/generations` cancels the job it started:
   nobody is left to receive the pictures, so the worker is freed within a step.
 - A client that never reads its event stream holds neither the worker nor, after
-  SSE_WRITE_TIMEOUT_S, its connection.
+  sse.WRITE_TIMEOUT_S, its connection.
 """
 
 from __future__ import annotations
@@ -77,10 +77,10 @@ def test_a_dropped_synchronous_generation_cancels_its_job_and_frees_the_worker(s
 
 
 def test_a_client_that_never_reads_cannot_hold_the_worker(served_app, monkeypatch):
-    from voicebrush_daemon.server import routes_jobs
+    from voicebrush_daemon.server import sse
     from voicebrush_daemon.server.state import HUB
 
-    monkeypatch.setattr(routes_jobs, "SSE_WRITE_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(sse, "WRITE_TIMEOUT_S", 1.0)
     served = served_app()
     # Previews every step (the tests' settings) make a stream worth blocking on.
     job = post_job(served, prompt="a slow reader", size="256x256", steps=60)

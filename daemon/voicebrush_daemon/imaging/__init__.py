@@ -8,11 +8,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..models import PRESETS, ModelUnavailable
+from ..models import MODE_MODELS, PRESETS, ModelUnavailable
 from ..settings import Settings
 from .base import GenerationRequest, ImageGenerator, StepCallback
 from .device import RuntimePlan, available_devices, plan_runtime, resolve_device
-from .sources import ModelSource, cached_snapshot, download_snapshot, resolve_source, single_file_configs
+from .inputs import DEPTH, INPAINT
+from .sources import (
+    MODE_FETCH_PATTERNS,
+    ModelSource,
+    cached_snapshot,
+    download_snapshot,
+    mode_source,
+    mode_weights_folder,
+    resolve_source,
+    single_file_configs,
+)
 
 __all__ = [
     "GenerationRequest",
@@ -42,6 +52,7 @@ def load_image_generator(
     from .diffusers_engine import DiffusersImageGenerator
 
     source = resolve_source(settings.preset)
+    modes = {mode: mode_source(source, mode, settings.models_dir) for mode in (INPAINT, DEPTH)}
     if source.kind == "tiny":
         from .tiny import ensure_tiny_pipeline
 
@@ -51,7 +62,7 @@ def load_image_generator(
         source = replace(source, config=config)
     if plan is None:
         plan = runtime_plan_for(settings, dtype=dtype)
-    return DiffusersImageGenerator(source, plan, allow_download=allow_download)
+    return DiffusersImageGenerator(source, plan, allow_download=allow_download, mode_sources=modes)
 
 
 def runtime_plan_for(settings: Settings, dtype: str = "auto") -> RuntimePlan:
@@ -100,12 +111,49 @@ def describe_image_models(settings: Settings) -> list[dict]:
         else:
             entry.update(status="cached", path=source.location)
         entries.append(entry)
+    entries.extend(_describe_mode_models(settings))
+    return entries
+
+
+def _describe_mode_models(settings: Settings) -> list[dict]:
+    """sd2-inpaint and sd2-depth: the extra UNets the inpaint and depth modes use with an
+    SD 2.x main model. Keys as describe_image_models', plus mode; active says whether
+    `serve` with these settings would use them (the tiny preset has its own stand-ins)."""
+    try:
+        main = resolve_source(settings.preset)
+    except ModelUnavailable:
+        main = None
+    entries = []
+    for model in MODE_MODELS.values():
+        source = ModelSource("repo", model.repo, model.repo, model.name, model.native_size)
+        snapshot = mode_weights_folder(source)
+        entry = {
+            "name": model.name,
+            "model": model.repo,
+            "kind": "image",
+            "mode": model.mode,
+            "status": "cached" if snapshot else "missing",
+            "path": str(snapshot) if snapshot else None,
+            "fetch": f"voicebrush models --fetch {model.name}",
+            "fetch_with_hf": source.fetch_command,
+            "active": bool(snapshot) and main is not None and main.kind != "tiny",
+        }
+        if main is not None and main.kind == "tiny":
+            entry["detail"] = f"the tiny preset uses its own {model.in_channels}-channel stand-in for {model.mode}"
+        entries.append(entry)
     return entries
 
 
 def fetch_image_model(name: str) -> ModelSource:
-    """Download a preset's weights into the Hugging Face cache (progress bars on stderr).
-    A path or the tiny preset needs no download and is returned as is."""
+    """Download a preset's (or sd2-inpaint's, sd2-depth's) weights into the Hugging Face
+    cache (progress bars on stderr). A path or the tiny preset needs no download and is
+    returned as is."""
+    model = MODE_MODELS.get(name)
+    if model is not None:
+        source = ModelSource("repo", model.repo, model.repo, model.name, model.native_size)
+        if mode_weights_folder(source) is None:
+            download_snapshot(model.repo, MODE_FETCH_PATTERNS)
+        return source
     source = resolve_source(name)
     if source.kind == "repo" and cached_snapshot(source.location) is None:
         download_snapshot(source.location)

@@ -31,6 +31,9 @@ class RuntimePlan:
     vae_tile_size: int = 512  # pixels; 512 tiles keep SD2's 768 decode well under 1 GB
     vae_slicing: bool = False  # decode a batch one image at a time
     attention_slicing: bool = False
+    # Low-VRAM: keep only the UNets the running mode needs (an inpaint or depth UNet is
+    # freed when another mode runs, and reloaded from disk on its next use).
+    unload_idle_unets: bool = False
 
     @property
     def torch_dtype(self):
@@ -41,7 +44,8 @@ class RuntimePlan:
     def describe(self) -> str:
         """One line for the log and the benchmark table."""
         flags = [name for name in ("sdpa", "channels_last", "fuse_qkv", "compile_unet", "cudnn_benchmark",
-                                   "model_cpu_offload", "vae_tiling", "vae_slicing", "attention_slicing")
+                                   "model_cpu_offload", "vae_tiling", "vae_slicing", "attention_slicing",
+                                   "unload_idle_unets")
                  if getattr(self, name)]
         return f"{self.device} {self.dtype} " + (",".join(flags) or "stock")
 
@@ -88,6 +92,8 @@ def plan_runtime(
       slicing stays off on CUDA: SDPA's kernels never hold the full attention
       matrix, while sliced attention does (per slice) and is slower. Fused QKV is off
       as it keeps a second copy of the projection weights.
+      Only the running mode's UNets stay loaded (an inpaint or depth UNet is freed
+      when another mode runs).
     """
     if device not in ("cuda", "mps", "cpu"):
         raise ValueError(f"plan_runtime needs a resolved device, got {device!r}")
@@ -112,6 +118,7 @@ def plan_runtime(
     if low_vram and device != "cpu":
         plan = replace(
             plan,
+            unload_idle_unets=True,
             fuse_qkv=False,
             compile_unet=False,  # compiled graphs and offload hooks fight over device moves
             model_cpu_offload=True,

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models import PRESETS, ModelUnavailable
+from ..models import MODE_MODELS, PRESETS, ModelUnavailable, mode_model_for
 
 # Pickle-based checkpoints can run arbitrary code when loaded: never opened.
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
@@ -43,6 +43,17 @@ _CONFIG_FILES = (
 )
 
 
+# A mode model (sd2-inpaint, sd2-depth) is fetched as a UNet and its scheduler config
+# only: its VAE and text encoder are the main SD 2.x model's, already loaded.
+MODE_FETCH_PATTERNS = (
+    "model_index.json",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "scheduler/scheduler_config.json",
+)
+_MODE_NEEDED_FILES = MODE_FETCH_PATTERNS
+
+
 @dataclass(frozen=True)
 class ModelSource:
     kind: str  # "repo", "folder", "single_file" or "tiny"
@@ -57,7 +68,7 @@ class ModelSource:
     def fetch_command(self) -> str | None:
         if self.kind != "repo":
             return None
-        return fetch_command(self.location)
+        return fetch_command(self.location, MODE_FETCH_PATTERNS if self.preset in MODE_MODELS else FETCH_PATTERNS)
 
 
 def resolve_source(preset_or_path: str) -> ModelSource:
@@ -87,8 +98,34 @@ def resolve_source(preset_or_path: str) -> ModelSource:
     return ModelSource("single_file", str(path), path.stem)
 
 
-def fetch_command(repo_id: str) -> str:
-    patterns = " ".join(f'"{p}"' for p in FETCH_PATTERNS)
+def mode_source(main: ModelSource, mode: str, models_dir: Path) -> ModelSource | None:
+    """Where the extra UNet for `mode` comes from with this main model: the tiny preset's
+    own stand-in, else the real SD 2.x repo (kind "repo", preset "sd2-inpaint" or
+    "sd2-depth"). None when the mode needs no extra UNet. Nothing is loaded or fetched."""
+    model = mode_model_for(mode)
+    if model is None:
+        return None
+    if main.kind == "tiny":
+        from .tiny import TINY_MODE_DIRS
+
+        return ModelSource("tiny", str(models_dir), TINY_MODE_DIRS[mode], model.name, model.native_size)
+    return ModelSource("repo", model.repo, model.repo, model.name, model.native_size)
+
+
+def mode_weights_folder(source: ModelSource) -> Path | None:
+    """The local folder holding a mode source's `unet/` and `scheduler/`, or None when
+    its weights are not downloaded. The tiny stand-in is built here on first use."""
+    if source.kind == "tiny":
+        from .tiny import ensure_tiny_mode_weights
+
+        return ensure_tiny_mode_weights(Path(source.location), MODE_MODELS[source.preset].mode)
+    if source.kind == "repo":
+        return cached_snapshot(source.location, _MODE_NEEDED_FILES)
+    return Path(source.location)
+
+
+def fetch_command(repo_id: str, patterns_to_fetch: tuple[str, ...] = FETCH_PATTERNS) -> str:
+    patterns = " ".join(f'"{p}"' for p in patterns_to_fetch)
     return f"hf download {repo_id} --include {patterns}"
 
 
@@ -106,12 +143,12 @@ def cached_snapshot(repo_id: str, needed: tuple[str, ...] = _NEEDED_FILES) -> Pa
     return folder
 
 
-def download_snapshot(repo_id: str) -> Path:
+def download_snapshot(repo_id: str, patterns: tuple[str, ...] = FETCH_PATTERNS) -> Path:
     """Fetch repo_id's needed files into the HF cache, with huggingface_hub's progress bars."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=list(FETCH_PATTERNS)))
+        return Path(snapshot_download(repo_id, allow_patterns=list(patterns)))
     except Exception as exc:  # network, auth, disk: all one line for the CLI
         raise ModelUnavailable(f"could not download image model {repo_id}: {_first_line(exc)}") from exc
 

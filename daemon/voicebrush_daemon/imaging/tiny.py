@@ -26,6 +26,13 @@ _SEED = 20240601
 _MAX_TOKENS = 77
 
 
+# The stand-ins for sd2-inpaint and sd2-depth: only a UNet and a scheduler config each,
+# as the real repos are fetched (the VAE and text encoder are the main model's).
+TINY_MODE_DIRS = {"inpaint": "tiny-sd2-inpaint", "depth": "tiny-sd2-depth"}
+TINY_MODE_VERSION = 1
+_MODE_CLASSES = {"inpaint": "StableDiffusionInpaintPipeline", "depth": "StableDiffusionDepth2ImgPipeline"}
+
+
 def ensure_tiny_pipeline(models_dir: Path) -> Path:
     """Return models_dir/tiny-sd2, building it first if it is missing or outdated."""
 
@@ -39,10 +46,75 @@ def is_built(path: Path) -> bool:
     return local_build.is_built(path, TINY_VERSION)
 
 
+def ensure_tiny_mode_weights(models_dir: Path, mode: str) -> Path:
+    """models_dir/tiny-sd2-inpaint or tiny-sd2-depth, built on first use (offline, ~0.1 s):
+    a diffusers folder with `unet/` and `scheduler/`, laid out as the real repos' files."""
+    from ..models import mode_model_for
+
+    in_channels = mode_model_for(mode).in_channels
+
+    def write(folder: Path) -> None:
+        import diffusers
+
+        unet, scheduler = build_tiny_mode_unet(mode, in_channels)
+        unet.save_pretrained(folder / "unet", safe_serialization=True)
+        scheduler.save_config(folder / "scheduler")
+        index = {"_class_name": _MODE_CLASSES[mode], "_diffusers_version": diffusers.__version__,
+                 "unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", type(scheduler).__name__]}
+        (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+
+    return local_build.ensure_built(models_dir, TINY_MODE_DIRS[mode], TINY_MODE_VERSION, write)
+
+
+def is_mode_weights_built(models_dir: Path, mode: str) -> bool:
+    return local_build.is_built(Path(models_dir) / TINY_MODE_DIRS[mode], TINY_MODE_VERSION)
+
+
+def build_tiny_mode_unet(mode: str, in_channels: int):
+    """The tiny UNet with the real mode model's input channels (inpaint 9: latents, mask,
+    masked-picture latents; depth 5: latents, depth) and its scheduler: the real repos'
+    PNDM config, epsilon prediction (not the 768-v model's v-prediction)."""
+    import torch
+    from diffusers import PNDMScheduler
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_SEED + in_channels)
+        unet = _tiny_unet(in_channels)
+    scheduler = PNDMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        prediction_type="epsilon",
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    return unet, scheduler
+
+
+def _tiny_unet(in_channels: int):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=32,  # 256 px native at VAE factor 8
+        in_channels=in_channels,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64, 64),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=64,
+        attention_head_dim=(2, 4, 4),  # SD2 counts heads per block here: (5, 10, 20, 20)
+        use_linear_projection=True,
+        norm_num_groups=32,
+    )
+
+
 def build_tiny_pipeline():
     """A StableDiffusionPipeline with SD2's shape and seeded random weights (~0.2 s)."""
     import torch
-    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline
     from transformers import CLIPTextConfig, CLIPTextModel
 
     with tempfile.TemporaryDirectory() as tokenizer_dir:
@@ -66,19 +138,7 @@ def build_tiny_pipeline():
                 pad_token_id=tokenizer.pad_token_id,
             )
         )
-        unet = UNet2DConditionModel(
-            sample_size=32,  # 256 px native at VAE factor 8
-            in_channels=4,
-            out_channels=4,
-            layers_per_block=1,
-            block_out_channels=(32, 64, 64),
-            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=64,
-            attention_head_dim=(2, 4, 4),  # SD2 counts heads per block here: (5, 10, 20, 20)
-            use_linear_projection=True,
-            norm_num_groups=32,
-        )
+        unet = _tiny_unet(4)
         vae = AutoencoderKL(
             in_channels=3,
             out_channels=3,

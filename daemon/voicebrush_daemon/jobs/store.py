@@ -1,6 +1,7 @@
 """Jobs and images on disk, written so a crash never leaves a half file behind.
 
-Layout under the data dir: jobs/<id>.json and images/<id>-<i>.png. Every write goes
+Layout under the data dir: jobs/<id>.json, images/<id>-<i>.png, and the pictures a job
+started from as images/<id>-image.png, <id>-mask.png, <id>-depth.png. Every write goes
 to a temporary file in the same folder, is flushed to disk, then renamed over the
 target (atomic on POSIX), so readers see the old file or the new one, never a part.
 """
@@ -22,6 +23,10 @@ from .model import ACTIVE, FAILED, TERMINAL, Job, error_body
 log = logging.getLogger(__name__)
 
 IMAGE_NAME = re.compile(r"^[0-9a-f]{32}-[0-9]{1,2}$")
+INPUT_ROLES = ("image", "mask", "depth")
+INPUT_NAME = re.compile(r"^([0-9a-f]{32})-(image|mask|depth)$")
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+JOB_FILE_PREFIX = re.compile(r"^([0-9a-f]{32})-")  # every file of a job in images/ starts with its id
 TEMP_PREFIX = ".partial-"
 
 
@@ -99,12 +104,28 @@ class JobStore:
         for job in interrupted:
             # Images a cut-off job wrote before the crash belong to no finished record.
             for orphan in self.images_dir.glob(f"{job.id}-*.png") if self.images_dir.is_dir() else ():
-                orphan.unlink(missing_ok=True)
+                if IMAGE_NAME.fullmatch(orphan.stem):
+                    orphan.unlink(missing_ok=True)
             try:
                 self.save(job)
             except StorageError as exc:
                 log.error("%s", exc)
+        self._remove_orphan_inputs()
         return interrupted
+
+    def _remove_orphan_inputs(self) -> None:
+        """Inputs no record names: written by a job that was cut off before its record
+        said so, or left by a record that is gone. (Partial files went with TEMP_PREFIX.)"""
+        try:
+            for path in self.images_dir.glob("*-*.png") if self.images_dir.is_dir() else ():
+                match = INPUT_NAME.fullmatch(path.stem)
+                if match is None:
+                    continue
+                job = self._jobs.get(match.group(1))
+                if job is None or job.inputs.get(match.group(2)) != path.stem:
+                    path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("could not clean up inputs in %s: %s", self.images_dir, exc)
 
     def add(self, job: Job) -> None:
         with self._lock:
@@ -114,6 +135,10 @@ class JobStore:
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._jobs)
 
     def recent(self, limit: int) -> list[Job]:
         with self._lock:
@@ -133,6 +158,26 @@ class JobStore:
         self._write(self.images_dir, f"{name}.png", png)
         return name
 
+    def save_input(self, job_id: str, role: str, png: bytes) -> str:
+        """Keep a picture job_id started from ("image", "mask" or "depth") as PNG bytes,
+        durably, next to its images. Returns the name, made here from the job id and the
+        role, never from anything a request sent."""
+        if role not in INPUT_ROLES or not JOB_ID.fullmatch(job_id):
+            raise ValueError(f"not an input the store keeps: {job_id!r} {role!r}")
+        name = f"{job_id}-{role}"
+        self._write(self.images_dir, f"{name}.png", png)
+        return name
+
+    def remove_inputs(self, job_id: str) -> None:
+        """Delete the inputs kept for a job that was refused after they were written."""
+        if not JOB_ID.fullmatch(job_id):
+            return
+        for role in INPUT_ROLES:
+            try:
+                (self.images_dir / f"{job_id}-{role}.png").unlink(missing_ok=True)
+            except OSError as exc:  # left for the next start's clean-up (no record names it)
+                log.warning("could not remove an input of refused job %s: %s", job_id, exc)
+
     def _write(self, folder: Path, filename: str, data: bytes, durable: bool = True) -> None:
         try:
             # mkdir each time: a folder removed (or replaced) while we run comes back
@@ -143,12 +188,55 @@ class JobStore:
             raise self._failed(folder, exc) from exc
         self._errors.pop(folder.name, None)
 
+    def delete(self, job_id: str) -> bool:
+        """Forget a finished job: its record, then every file of it in the images folder
+        (results, and inputs stored beside them). A crash in between leaves files that
+        belong to no record, which the next sweep_orphans removes. A queued or running
+        job is never deleted. Returns whether it was."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status in ACTIVE:
+                return False
+            del self._jobs[job_id]
+        try:
+            (self.jobs_dir / f"{job_id}.json").unlink(missing_ok=True)
+            for path in self._files_of(job_id):
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise self._failed(self.jobs_dir, exc) from exc
+        return True
+
+    def sweep_orphans(self) -> int:
+        """Remove image files whose job has no record (left by a crash mid-delete)."""
+        with self._lock:
+            known = set(self._jobs)
+        removed = 0
+        for path in self.images_dir.glob("*") if self.images_dir.is_dir() else ():
+            owner = JOB_FILE_PREFIX.match(path.name)
+            if owner and owner.group(1) not in known:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _files_of(self, job_id: str):
+        return self.images_dir.glob(f"{job_id}-*") if self.images_dir.is_dir() else ()
+
     def image_path(self, name: str) -> Path | None:
-        """The file for an image name, or None. Names are checked against the one shape
-        the daemon makes, so no request can reach outside the images folder."""
+        """The file for an image name (or an input's name: inputs are served like
+        images), or None. Names are checked against the shapes the daemon makes, so no
+        request can reach outside the images folder."""
         if not IMAGE_NAME.fullmatch(name):
+            return self.input_path(name)
+        return self._existing(self.images_dir / f"{name}.png")
+
+    def input_path(self, name: str) -> Path | None:
+        """The file for an input name (save_input's), or None."""
+        if not INPUT_NAME.fullmatch(name):
             return None
-        path = self.images_dir / f"{name}.png"
+        return self._existing(self.images_dir / f"{name}.png")
+
+    @staticmethod
+    def _existing(path: Path) -> Path | None:
         try:
             # lstat: a symlink planted in the folder is not followed out of it.
             return path if stat.S_ISREG(os.lstat(path).st_mode) else None

@@ -26,14 +26,17 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import spoken
+from ..budget import WorkBudget, budget_for, check_work
 from ..errors import ApiError, EngineOutOfMemory, GenerationCancelled
 from ..imaging.base import GenerationRequest, ImageGenerator
+from ..imaging.inputs import INPAINT, TEXT, PictureInputs, fit_inputs, png_bytes, size_for_input
 from ..models import ModelUnavailable
 from ..options import GenerationOptions
 from ..pngmeta import encode_png
 from ..speech.base import Transcriber, TranscribeOptions, Transcript
 from .events import EventHub
 from .model import CANCELLED, DICTATION, DONE, FAILED, GENERATING, TERMINAL, TRANSCRIBING, Job, error_body
+from .scheduling import FairQueue
 from .store import JobStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -53,8 +56,11 @@ class _JobWork:
     options: GenerationOptions
     samples: np.ndarray | None = None  # decoded speech for a dictation job
     language: str | None = None
+    pictures: PictureInputs | None = None  # what it starts from (imaging.inputs), if anything
+    heard: Transcript | None = None  # a streamed take, already transcribed as it was spoken
     cancel: threading.Event = field(default_factory=threading.Event)
     enqueued: float = field(default_factory=time.perf_counter)
+    lane: str | None = None  # a storyboard's id: its shots take turns with other requests as one
 
 
 @dataclass
@@ -77,11 +83,14 @@ class JobQueue:
         *,
         max_waiting: int = 16,
         preview_every: int = 2,
+        work_budget: tuple[int, int] | None = None,
     ) -> None:
         self.store = store
+        self._work_budget = work_budget  # None: the loaded device's own (budget.py)
         self.hub = hub
         self._load_engines = load_engines
-        self._queue: queue.Queue = queue.Queue(maxsize=max_waiting)
+        # Round robin over requests, a storyboard being one (see scheduling.py).
+        self._queue = FairQueue(maxsize=max_waiting)
         self._preview_every = max(1, preview_every)
         self._active: dict[str, _JobWork] = {}  # queued or running, by job id
         self._running: str | None = None
@@ -89,6 +98,9 @@ class JobQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._close_deadline: float | None = None
+        self._abandon_lock = threading.Lock()
+        self._abandoned = False
         self.engines: Engines | None = None
         self.state = "loading"  # loading -> ready | error
         self.load_error: BaseException | None = None
@@ -99,6 +111,10 @@ class JobQueue:
         # route that left (client gone) never leaves a result behind in memory.
         self.fresh_pngs: dict[str, list[bytes]] = {}
         self._png_waiters: set[str] = set()
+        # Held around every call into the speech engine: live takes are transcribed on a
+        # thread of their own (jobs/live_transcription.py), and openai-whisper's decoder
+        # is not safe to run twice at once (its KV cache hangs on the shared model).
+        self.speech_lock = threading.Lock()
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -107,17 +123,46 @@ class JobQueue:
         self._thread = threading.Thread(target=self._run, name="voicebrush-worker", daemon=True)
         self._thread.start()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop taking work, cancel what waits and what runs, and join the thread."""
-        self._closing = True
-        for work in list(self._active.values()):
-            work.cancel.set()
-        try:
-            self._queue.put_nowait(_STOP)
-        except queue.Full:
-            pass  # the cancel flags drain it quickly; the thread checks _closing
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop taking work, cancel what waits and what runs, and join the thread.
+
+        Cancel is seen between denoising steps. When one step (or a model load)
+        outlasts `timeout`, the running job and the waiting ones are recorded here as
+        cut off by the shutdown, and False says the thread is still inside that call:
+        the process should leave without it (server/shutdown.py). A second call waits
+        only for what is left of the first one's timeout."""
+        if self._close_deadline is None:
+            self._closing = True
+            self._close_deadline = time.monotonic() + timeout
+            for work in list(self._active.values()):
+                work.cancel.set()
+            try:
+                self._queue.put_nowait(_STOP)
+            except queue.Full:
+                pass  # the cancel flags drain it quickly; the thread checks _closing
+        if self._thread is None:
+            return True
+        self._thread.join(max(0.0, self._close_deadline - time.monotonic()))
+        if not self._thread.is_alive():
+            return True
+        self._abandon_running()
+        return False
+
+    @property
+    def stuck(self) -> bool:
+        """Closed, but the worker is still inside an engine call that outlasted close()."""
+        return self._close_deadline is not None and self._thread is not None and self._thread.is_alive()
+
+    def _abandon_running(self) -> None:
+        with self._abandon_lock:
+            if self._abandoned:
+                return
+            self._abandoned = True
+        work = self._active.get(self._running) if self._running else None
+        if work is not None and work.job.status not in TERMINAL:
+            log.warning("job %s is inside a step that outlasted the shutdown; recorded as cut off by it", work.job.id)
+            self._finish(work.job, CANCELLED, error_body("The daemon shut down while this job ran.", "shutdown"))
+        self._cancel_waiting()
 
     # ---- what the routes call (on the event loop) ------------------------------
 
@@ -147,22 +192,97 @@ class JobQueue:
         per_job = statistics.median(self._durations[-20:]) if self._durations else 5.0
         return max(1, min(600, round(per_job * max(1, self.waiting))))
 
-    def submit_job(self, job: Job, options: GenerationOptions, samples: np.ndarray | None = None, language: str | None = None) -> Job:
-        """Queue a job; returns a copy of its record as accepted (the worker changes the live one)."""
-        engines = self._require_ready()
-        if self._queue.full():  # only the event loop submits, so checking first is not racy
-            self._put(None)  # raises the 429
+    @property
+    def budget(self) -> WorkBudget | None:
+        """What one job may ask of the loaded device; None until the models have loaded."""
+        if self.engines is None:
+            return None
+        return budget_for(self.engines.image.device, self._work_budget)
+
+    def submit_job(
+        self,
+        job: Job,
+        options: GenerationOptions,
+        samples: np.ndarray | None = None,
+        language: str | None = None,
+        pictures: PictureInputs | None = None,
+        lane: str | None = None,
+        heard: Transcript | None = None,
+    ) -> Job:
+        """Queue a job; returns a copy of its record as accepted (the worker changes the live one).
+
+        `pictures` (imaging.inputs.picture_inputs / openai_edit_inputs) set the job's mode
+        and strength; a mode whose weights are missing is a 400 `model_unavailable` here.
+        Jobs given the same `lane` wait as one request (a storyboard's shots). Inputs not
+        stored yet (see `submit`) are stored when the job starts.
+        `heard`: the transcript of a streamed take, so the worker goes straight to generating."""
+        work = _JobWork(job, options, samples, language, pictures, heard, lane=lane)
+        engines = self._check_accepts(work)
         job.model = engines.image.model_id
+        job.mode = pictures.mode if pictures is not None else TEXT
+        job.strength = pictures.resolved_strength if pictures is not None else None
         accepted = Job.from_dict(job.to_dict())
         # Persisted before it can run, so a crash from here on leaves a record behind.
         try:
             self.store.add(job)
         except StorageError as exc:
             log.error("%s", exc)  # the job still runs; health reports the disk problem
-        work = _JobWork(job, options, samples, language)
         self._active[job.id] = work
         self._put(work)
         return accepted
+
+    async def submit(
+        self,
+        job: Job,
+        options: GenerationOptions,
+        samples: np.ndarray | None = None,
+        language: str | None = None,
+        pictures: PictureInputs | None = None,
+        lane: str | None = None,
+    ) -> Job:
+        """submit_job for the routes: the pictures a job starts from are stored first (off
+        the event loop), so its record names its inputs from the 202 on. A job that would
+        be refused (too much work, a mode without weights, a full queue) writes nothing."""
+        if pictures is not None:
+            self._check_accepts(_JobWork(job, options, samples, language, pictures, lane=lane))
+            loop = asyncio.get_running_loop()
+            try:
+                job.inputs = await loop.run_in_executor(None, self._keep_inputs, job, pictures)
+            except StorageError as exc:
+                self.store.remove_inputs(job.id)
+                raise ApiError(507, f"Could not keep the input pictures: {exc}", "storage_error", type="server_error") from None
+        try:
+            return self.submit_job(job, options, samples, language, pictures, lane)
+        except BaseException:
+            if job.inputs:  # refused after all: the queue filled while the inputs were written
+                self.store.remove_inputs(job.id)
+                job.inputs = {}
+            raise
+
+    def check_work_and_mode(self, options: GenerationOptions, pictures: PictureInputs | None) -> Engines:
+        """The engines, or 400: more work than the device's budget (too_large), or the
+        mode's weights missing (model_unavailable)."""
+        engines = self._require_ready()
+        # Every generating route comes through here: a job cancel could not stop for
+        # minutes is refused before it is queued. Without a size (a spoken aspect, a
+        # picture's own) the job is drawn at about the native area.
+        width, height = options.size or engines.image.native_size
+        check_work(self.budget, width, height, options.n, options.steps)
+        if pictures is not None:
+            try:
+                engines.image.require_mode(pictures.mode)
+            except ModelUnavailable as exc:
+                raise ApiError(400, str(exc), "model_unavailable", param=pictures.mode) from None
+        return engines
+
+    def _check_accepts(self, work: _JobWork) -> Engines:
+        """The engines, or the ApiError that submit_job would answer: not ready, more work
+        than the device's budget (400 too_large), the mode's weights missing (400
+        model_unavailable), the queue full (429)."""
+        engines = self.check_work_and_mode(work.options, work.pictures)
+        if self._queue.refuses(work):  # only the event loop submits, so checking first is not racy
+            self._put(None)  # raises the 429
+        return engines
 
     def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> "asyncio.Future[Transcript]":
         self._require_ready()
@@ -199,6 +319,12 @@ class JobQueue:
     def running(self) -> int:
         return 1 if self._running else 0
 
+    @property
+    def running_job(self) -> Job | None:
+        """The job the worker is on now (its live record), or None."""
+        work = self._active.get(self._running) if self._running else None
+        return work.job if work is not None else None
+
     # ---- the worker thread -----------------------------------------------------
 
     def _publish(self, job_id: str, event: str, data: dict[str, Any]) -> None:
@@ -234,7 +360,11 @@ class JobQueue:
                     del self._durations[:-50]
             if self._closing:
                 break
-        # Anything still queued at shutdown ends cancelled, not stuck "queued".
+        self._cancel_waiting()
+
+    def _cancel_waiting(self) -> None:
+        """Anything still queued at shutdown ends cancelled, not stuck "queued". Run by
+        the worker as it stops, or by close() when the worker is stuck in a step."""
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -250,7 +380,8 @@ class JobQueue:
         if not item.future.set_running_or_notify_cancel():
             return  # the client went away while it waited
         try:
-            transcript = self.engines.speech.transcribe(item.samples, item.options)
+            with self.speech_lock:
+                transcript = self.engines.speech.transcribe(item.samples, item.options)
         except ApiError as exc:  # the engine's own verdict on the input (e.g. unknown language)
             item.future.set_exception(ApiError(exc.status, exc.message, exc.code, param=exc.param))
             return
@@ -313,12 +444,22 @@ class JobQueue:
             return
         try:
             prompt, negative, size = options.prompt, options.negative_prompt, options.size
-            if work.samples is not None:
-                job.status = TRANSCRIBING
-                self._save(job)
-                started = time.perf_counter()
-                heard = engines.speech.transcribe(work.samples, TranscribeOptions(language=work.language))
-                job.timings["transcribe_s"] = round(time.perf_counter() - started, 4)
+            pictures = work.pictures
+            if pictures is not None:
+                if not job.inputs:  # submitted without `submit`, which stores them first
+                    job.inputs = self._keep_inputs(job, pictures)
+                    self._save(job)
+                if size is None:  # the canvas's shape wins over a spoken aspect
+                    size = size_for_input(pictures.frame, engines.image.native_size)
+            if work.samples is not None or work.heard is not None:
+                heard = work.heard
+                if heard is None:
+                    job.status = TRANSCRIBING
+                    self._save(job)
+                    started = time.perf_counter()
+                    with self.speech_lock:
+                        heard = engines.speech.transcribe(work.samples, TranscribeOptions(language=work.language))
+                    job.timings["transcribe_s"] = round(time.perf_counter() - started, 4)
                 job.transcript = heard.text.strip()
                 said = spoken.interpret(job.transcript)
                 prompt = options.prompt or said.prompt  # a typed prompt overrides the speech
@@ -334,10 +475,22 @@ class JobQueue:
                 if work.cancel.is_set():
                     self._finish(job, CANCELLED)
                     return
+            elif job.kind == DICTATION and prompt and job.storyboard is None:
+                # Typed for our own route: the same controls as speech (spoken.py), so
+                # typing and saying "..., wide shot, without people" draw the same picture.
+                # Not for a storyboard's shot: the board already read each shot's controls
+                # (and keeps its format words, since the board's frame is fixed).
+                said = spoken.read_controls(prompt)
+                prompt = said.prompt or prompt
+                negative = ", ".join(p for p in (negative, said.negative_prompt) if p)
+                if size is None and said.aspect is not None:
+                    size = spoken.size_for_aspect(said.aspect, engines.image.native_size)
+                job.prompt, job.negative_prompt = prompt, negative
             width, height = size or engines.image.native_size
             job.size = f"{width}x{height}"
             job.status = GENERATING
             self._save(job)
+            fitted = fit_inputs(pictures, (width, height)) if pictures is not None else PictureInputs()
             request = GenerationRequest(
                 prompt=prompt,
                 negative_prompt=negative,
@@ -348,6 +501,12 @@ class JobQueue:
                 seed=job.seed,
                 guidance_scale=job.guidance_scale,
                 scheduler=job.scheduler or engines.image.default_scheduler,
+                mode=job.mode,
+                strength=job.strength or 1.0,
+                image=fitted.image,
+                mask=fitted.mask,
+                depth=fitted.depth,
+                mask_blur=fitted.mask_blur,
             )
             job.scheduler = request.scheduler
             started = time.perf_counter()
@@ -375,6 +534,9 @@ class JobQueue:
         except StorageError as exc:
             self._finish(job, FAILED, error_body(f"Could not save the result: {exc}", "storage_error"))
             return
+        except ModelUnavailable as exc:  # a mode's weights went missing or would not load
+            self._finish(job, FAILED, error_body(str(exc), "model_unavailable"))
+            return
         except ApiError as exc:  # an engine's verdict on the input, e.g. an unknown language
             self._finish(job, FAILED, error_body(exc.message, exc.code))
             return
@@ -385,11 +547,18 @@ class JobQueue:
         self._release_memory()
         self._finish(job, FAILED, error)
 
+    def _keep_inputs(self, job: Job, pictures: PictureInputs) -> dict[str, str]:
+        """Store each given picture as PNG next to the job's images; {role: name}."""
+        started = time.perf_counter()
+        names = {role: self.store.save_input(job.id, role, png_bytes(picture)) for role, picture in pictures.given().items()}
+        job.timings["inputs_s"] = round(time.perf_counter() - started, 4)
+        return names
+
     def _step_callback(self, work: _JobWork):
         job = work.job
 
         def on_step(step: int, steps: int, make_preview) -> bool:
-            job.step = step
+            job.step, job.progress_steps = step, steps
             data: dict[str, Any] = {"id": job.id, "step": step, "steps": steps}
             # A synchronous generation's caller only sees the final answer: no previews
             # for it (on CUDA each one forces a device sync).
@@ -405,7 +574,7 @@ class JobQueue:
 
     @staticmethod
     def _image_metadata(job: Job, request: GenerationRequest, index: int) -> dict[str, Any]:
-        return {
+        meta = {
             "prompt": request.prompt,
             "negative_prompt": request.negative_prompt,
             "seed": request.seed + index,
@@ -417,7 +586,14 @@ class JobQueue:
             "model": job.model,
             "transcript": job.transcript,
             "job_id": job.id,
+            "mode": request.mode,
         }
+        # AUTOMATIC1111 writes these only where they apply.
+        if request.mode != TEXT:
+            meta["strength"] = request.strength
+        if request.mode == INPAINT:
+            meta["mask_blur"] = request.mask_blur
+        return meta
 
 
 def _jpeg_base64(image) -> str:

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
 
 from ..audio import decode_audio
 from ..errors import ApiError, InvalidAudio
 from ..jobs.model import DICTATION, TERMINAL, Job, new_job_id
-from ..options import GenerationOptions, parse_options
-from .state import HUB, JOBS, SETTINGS, STORE, image_url_maker
-from .uploads import is_multipart, read_form, read_json
+from ..options import GenerationOptions
+from . import sse
+from .endpoint import endpoint
+from .pictures import job_pictures
+from .routes_stream import LISTENING
+from .schemas import PICTURE_JSON_BYTES, JobEvent, JobForm, JobList, JobListQuery, JobRequest, JobView
+from .state import HUB, JOBS, STORE, image_url_maker
 
 routes = web.RouteTableDef()
-
-SSE_HEARTBEAT_S = 15.0
-# A client that stops reading for this long is cut off, so it holds no connection (and
-# no backlog of previews) forever. The job never waits for any client either way.
-SSE_WRITE_TIMEOUT_S = 30.0
 
 
 def job_from_options(kind: str, options: GenerationOptions) -> Job:
@@ -55,43 +53,53 @@ def find_job(request: web.Request) -> Job:
 
 
 @routes.post("/v1/jobs")
-async def create_job(request: web.Request) -> web.Response:
-    queue, settings = request.app[JOBS], request.app[SETTINGS]
-    schedulers = queue._require_ready().image.schedulers
+@endpoint(
+    "Queue a dictation job (audio and/or prompt), optionally over pictures: image (img2img), image + mask (inpaint), "
+    "depth (+ image); with stream_audio, one that listens for its audio first. It runs whether or not anyone listens",
+    json=JobRequest,
+    form=JobForm,
+    json_limit=PICTURE_JSON_BYTES,
+    generates=True,
+    responses={202: ("Queued (status queued), or listening for its audio (stream_audio: status listening)", JobView)},
+    errors=(400, 413, 429, 503, 507),
+)
+async def create_job(request: web.Request, body: JobRequest | JobForm) -> web.Response:
+    queue = request.app[JOBS]
+    pictures = await job_pictures(body.image, body.mask, body.depth, strength=body.strength)
+    job, options = job_from_options(DICTATION, body.to_options())
+    if isinstance(body, JobRequest) and body.stream_audio:
+        # The speech streams in next (POST /v1/jobs/{id}/audio); a picture rides along.
+        language = body.language.lower() if body.language else None
+        accepted = request.app[LISTENING].open(job, options, language=language, pictures=pictures)
+        return web.json_response(accepted.public(image_url_maker(request)), status=202)
     samples, language = None, None
-    if is_multipart(request):
-        form = await read_form(request, settings.max_upload_bytes)
-        options = parse_options(form.fields, schedulers=schedulers, require_prompt=form.file is None, from_form=True)
-        language = form.fields.get("language") or None
-        if form.file is not None:
-            samples = await decode_upload(form.file)
-    else:
-        options = parse_options(await read_json(request), schedulers=schedulers, require_prompt=True)
-    job, options = job_from_options(DICTATION, options)
-    accepted = queue.submit_job(job, options, samples=samples, language=language)
+    if isinstance(body, JobForm):
+        language = body.language.lower() if body.language else None
+        if body.file is not None:
+            samples = await decode_upload(body.file)
+    accepted = await queue.submit(job, options, samples=samples, language=language, pictures=pictures)
     return web.json_response(accepted.public(image_url_maker(request)), status=202)
 
 
 @routes.get("/v1/jobs")
-async def list_jobs(request: web.Request) -> web.Response:
-    raw = request.query.get("limit", "20")
-    # isascii: str.isdigit() also admits digits int() refuses, such as "²".
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
-        raise ApiError(400, "'limit' must be a whole number from 1 to 1000.", "invalid_value", param="limit")
+@endpoint("History, newest first (survives restarts)", query=JobListQuery, responses={200: ("Jobs", JobList)}, errors=(400,))
+async def list_jobs(request: web.Request, query: JobListQuery) -> web.Response:
     image_url = image_url_maker(request)
-    jobs = request.app[STORE].recent(int(raw))
+    jobs = request.app[STORE].recent(query.limit)
     return web.json_response({"object": "list", "data": [job.public(image_url) for job in jobs]})
 
 
 @routes.get("/v1/jobs/{job_id}")
+@endpoint("One job", responses={200: ("Job", JobView)}, errors=(404,))
 async def get_job(request: web.Request) -> web.Response:
     return web.json_response(find_job(request).public(image_url_maker(request)))
 
 
 @routes.delete("/v1/jobs/{job_id}")
+@endpoint("Cancel; stops within one denoising step. The job as it then stands.", responses={200: ("Job", JobView)}, errors=(404,))
 async def cancel_job(request: web.Request) -> web.Response:
     job = find_job(request)
-    request.app[JOBS].cancel(job.id)
+    request.app[LISTENING].cancel(job.id) or request.app[JOBS].cancel(job.id)
     # The worker confirms within one step; wait briefly so the answer is usually final.
     for _ in range(50):
         if job.status in TERMINAL:
@@ -100,11 +108,13 @@ async def cancel_job(request: web.Request) -> web.Response:
     return web.json_response(job.public(image_url_maker(request)))
 
 
-def _sse(event: str, data: dict) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
 @routes.get("/v1/jobs/{job_id}/events")
+@endpoint(
+    "Server-Sent Events: transcript, progress (with preview), then one of done, failed, cancelled, whose data is the job; "
+    "the stream then ends. A late subscriber gets the past events first. Leaving does not cancel the job.",
+    responses={200: ("Event stream", {"text/event-stream": JobEvent})},
+    errors=(404,),
+)
 async def job_events(request: web.Request) -> web.StreamResponse:
     job = find_job(request)
     hub = request.app[HUB]
@@ -117,29 +127,19 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             backlog.append(("transcript", {"id": job.id, "transcript": job.transcript, "prompt": job.prompt, "negative_prompt": job.negative_prompt}))
         if job.status in TERMINAL:
             backlog.append((job.status, job.to_dict()))
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    await response.prepare(request)
+    response = await sse.open_stream(request)
     with hub.subscribe(job.id, backlog) as subscription:
         try:
             while not subscription.ended:
-                item = await subscription.next(SSE_HEARTBEAT_S)
+                item = await subscription.next(sse.HEARTBEAT_S)
                 if item is None:
                     if not subscription.ended:
-                        await _write(request, response, b": keep-alive\n\n")  # proxies and clients see we live
+                        await sse.write(request, response, sse.KEEP_ALIVE)
                     continue
                 event, data = item
                 if event in TERMINAL:
                     data = Job.from_dict(data).public(image_url)
-                await _write(request, response, _sse(event, data))
+                await sse.write(request, response, sse.event_bytes(event, data))
         except ConnectionResetError:
             pass  # the client left (or stopped reading); the job goes on without it
     return response
-
-
-async def _write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
-    try:
-        await asyncio.wait_for(response.write(data), SSE_WRITE_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        if request.transport is not None:
-            request.transport.abort()
-        raise ConnectionResetError("the event stream's client stopped reading") from None

@@ -68,8 +68,11 @@ def ui_mode(addon, monkeypatch):
     """
     operators = addon.operators
     monkeypatch.setattr(operators, "runs_to_completion", lambda: False)
+    boards = addon.storyboard_operators
     for operator_class, key in ((operators.VOICEBRUSH_OT_generate, "LEFTMOUSE"),
-                                (operators.VOICEBRUSH_OT_record, "V")):
+                                (operators.VOICEBRUSH_OT_record, "V"),
+                                (boards.VOICEBRUSH_OT_storyboard, "LEFTMOUSE"),
+                                (boards.VOICEBRUSH_OT_redo_shot, "LEFTMOUSE")):
         monkeypatch.setattr(operator_class, "execute", _invoking_execute(key))
 
 
@@ -105,3 +108,30 @@ def window_override(bpy):
     area = next(area for area in window.screen.areas if area.type == "VIEW_3D")
     region = next(region for region in area.regions if region.type == "WINDOW")
     return bpy.context.temp_override(window=window, area=area, region=region)
+
+
+def daemon_client(addon):
+    """The add-on's own copy of the shared client, pointed at the test daemon."""
+    return addon.voicebrush_client.Client(SERVER)
+
+
+def png_pixels(bpy, png, tmp_path):
+    """(width, height, RGBA float array (rows, columns, 4) with row 0 at the top) of PNG bytes, read by Blender."""
+    import numpy as np
+
+    path = tmp_path / ("decoded-%d.png" % len(list(tmp_path.iterdir())))
+    path.write_bytes(png)
+    image = bpy.data.images.load(str(path))
+    try:
+        width, height = image.size
+        pixels = np.empty(width * height * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return width, height, pixels.reshape(height, width, 4)[::-1]
+
+
+def datablock_names(bpy):
+    """Every datablock a placement could leave behind, by kind."""
+    return {kind: set(getattr(bpy.data, kind).keys())
+            for kind in ("objects", "meshes", "materials", "images", "cameras", "node_groups", "collections")}

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ADDON, PROMPT, USER_RESOURCES, drive, event
+from conftest import ADDON, PROMPT, USER_RESOURCES, daemon_client, drive, event
 
 
 def running_operator(addon):
@@ -141,24 +141,73 @@ def test_push_to_talk_fills_the_transcript(scene, bpy, addon, ui_mode, microphon
     assert not addon.progress.recording.active
 
 
-def test_toggle_recording_then_generates(scene, bpy, addon, ui_mode, microphone):
+def test_toggle_recording_streams_then_generates(scene, bpy, addon, ui_mode, microphone, monkeypatch):
+    """The take streams while it is recorded: live words in the panel, partials before the transcript."""
     settings = scene.scene.voicebrush
     settings.generate_after_recording = True
-    settings.placement = "REFERENCE"
-    settings.steps = 2
+    settings.placement, settings.source = "CAMERA_BACKGROUND", "DEPTH"  # the depth rides along with the take
+    settings.steps, settings.size_mode, settings.long_side = 2, "CAMERA", 128
     assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"RUNNING_MODAL"}
     recorder = addon.progress.recording.operator
+    take = recorder._take
+    assert take is not None and take.streaming, "the daemon streams: the take goes up as it is recorded"
     wait_for_the_whole_clip(recorder)
-    # The second click on the Record button stops it.
+    deadline = time.monotonic() + 60
+    while not take.partial[0] and time.monotonic() < deadline:  # the daemon decodes as the audio comes
+        time.sleep(0.05)
+    assert take.partial[0].strip(), "a partial transcript while still recording"
+    # The panel shows the words live: what it draws on the redraw of the next timer event.
+    drawn_live = []
+    real_redraw = addon.panel.redraw
+    monkeypatch.setattr(addon.panel, "redraw", lambda context: (
+        drawn_live.extend(draw_panel(bpy, addon, context)) if addon.progress.recording.active else None,
+        real_redraw(context)))
+    # The clip filled the recording: the next timer event ends it, as the second click would.
+    assert drive(recorder, scene) == {"FINISHED"}
+    settled, tail = addon.progress.live_words(*take.partial)
+    assert ("label", settled or tail) in drawn_live, drawn_live
+    job, generator = running_operator(addon)
+    assert job.request.dictation and not job.request.audio_path
+    assert drive(generator, scene) == {"FINISHED"}
+    assert "partial" in job.events_seen and "transcript" in job.events_seen
+    assert job.events_seen.index("partial") < job.events_seen.index("transcript") < job.events_seen.index("done")
+    image = scene.scene.camera.data.background_images[0].image
+    assert image.packed_file is not None and tuple(image.size) == (128, 72) and image["transcript"].strip()
+    assert (image["source"], image["mode"]) == ("DEPTH", "depth")
+    assert settings.transcript == image["prompt"], "what was heard shows in the panel, ready to edit"
+    record = daemon_client(addon).get_job(image["job"])
+    assert record["status"] == "done" and record["mode"] == "depth" and "depth" in record["inputs"]
+
+
+def test_without_streaming_the_whole_take_is_uploaded(scene, bpy, addon, ui_mode, microphone, monkeypatch):
+    """A daemon that has no streaming answers a stream_audio job as it answers any job without a
+    prompt (400 on `prompt`); the client then keeps the take and uploads it whole at the end."""
+    client_class = addon.voicebrush_client.Client
+    real_call = client_class._call
+
+    def older_daemon(self, method, path, body=None, *args, **kwargs):
+        if method == "POST" and path == "/v1/jobs" and body and b'"stream_audio"' in body:
+            raise addon.voicebrush_client.VoicebrushError("prompt is required", code="invalid_value", status=400,
+                                                          param="prompt")
+        return real_call(self, method, path, body, *args, **kwargs)
+
+    monkeypatch.setattr(client_class, "_call", older_daemon)
+    settings = scene.scene.voicebrush
+    settings.generate_after_recording, settings.placement, settings.steps = True, "REFERENCE", 2
+    settings.source, settings.render_engine, settings.strength = "RENDER", "WORKBENCH", 0.6
+    assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"RUNNING_MODAL"}
+    recorder = addon.progress.recording.operator
+    assert recorder._take is not None and not recorder._take.streaming
+    wait_for_the_whole_clip(recorder)
     assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"FINISHED"}
     assert drive(recorder, scene) == {"FINISHED"}
     job, generator = running_operator(addon)
-    assert job.request.audio_path.endswith(".wav") and os.path.getsize(job.request.audio_path) > 100000
     assert drive(generator, scene) == {"FINISHED"}
+    assert "partial" not in job.events_seen
     image = bpy.context.active_object.data
-    heard = image["transcript"].lower()
-    assert sum(word in heard for word in ("misty", "harbo", "dawn", "wide", "shot")) >= 2, heard
-    assert settings.transcript == image["prompt"], "what was heard shows in the panel, ready to edit"
+    assert image.packed_file is not None and image["transcript"].strip()
+    record = daemon_client(addon).get_job(image["job"])
+    assert record["mode"] == "img2img" and record["strength"] == pytest.approx(0.6), "the render went up with the take"
 
 
 def test_recording_from_a_missing_microphone_says_so(scene, bpy, addon, ui_mode):
@@ -166,3 +215,87 @@ def test_recording_from_a_missing_microphone_says_so(scene, bpy, addon, ui_mode)
     with pytest.raises(RuntimeError, match="Cannot record from the microphone 'no such microphone'"):
         bpy.ops.voicebrush.record("INVOKE_DEFAULT")
     assert not addon.progress.recording.active
+
+
+# -- the sidebar panel, drawn into a stand-in layout (the bpy module has no window to draw in) --
+
+
+class StandInLayout(object):
+    """Records what a panel draws; every property and operator option must exist for real."""
+
+    def __init__(self, bpy, drawn):
+        self._bpy, self.drawn = bpy, drawn
+
+    def __getattr__(self, name):  # use_property_split, scale_y, enabled...: plain settable fields
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._child
+
+    def _child(self, *args, **kwargs):
+        return StandInLayout(self._bpy, self.drawn)
+
+    def prop(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties, "no property %r on %s" % (name, data)
+        self.drawn.append(("prop", name))
+
+    def operator(self, idname, **kwargs):
+        category, name = idname.split(".")
+        properties = getattr(getattr(self._bpy.ops, category), name).get_rna_type().properties
+        self.drawn.append(("operator", idname))
+        return StandInOperator(idname, properties, self.drawn)
+
+    def label(self, text="", **kwargs):
+        self.drawn.append(("label", text))
+
+
+class StandInOperator(object):
+    def __init__(self, idname, properties, drawn):
+        object.__setattr__(self, "_where", (idname, properties, drawn))
+
+    def __setattr__(self, name, value):
+        idname, properties, drawn = self._where
+        assert name in properties, "%s has no property %r" % (idname, name)
+        drawn.append(("set", idname, name, value))
+
+
+class StandInPanel(object):
+    """The panel's own methods, on a stand-in layout."""
+
+    def __init__(self, panel_class, layout):
+        self._class, self.layout = panel_class, layout
+
+    def __getattr__(self, name):
+        return getattr(self._class, name).__get__(self)
+
+
+def draw_panel(bpy, addon, context):
+    drawn = []
+    StandInPanel(addon.panel.VIEW3D_PT_voicebrush, StandInLayout(bpy, drawn)).draw(context)
+    return drawn
+
+
+def test_panel_draws_sources_and_the_storyboard_box(scene, bpy, addon):
+    settings = scene.scene.voicebrush
+    settings.source, settings.placement = "RENDER", "PROJECT"
+    settings.storyboard_script = "shot one, a fox. next shot, a hare"
+    drawn = draw_panel(bpy, addon, scene)
+    assert ("prop", "source") in drawn and ("prop", "strength") in drawn and ("prop", "render_engine") in drawn
+    assert ("set", "voicebrush.generate", "source", "RENDER") in drawn
+    assert ("set", "voicebrush.generate", "placement", "PROJECT") in drawn
+    assert ("set", "voicebrush.storyboard", "script", "shot one, a fox. next shot, a hare") in drawn
+    assert ("set", "voicebrush.record", "target", "STORYBOARD") in drawn
+    assert not any(item[0] == "operator" and item[1] == "voicebrush.redo_shot" for item in drawn)
+
+    text = bpy.data.texts.new("Script")
+    text.write("a lighthouse\na ship")
+    settings.storyboard_text = text
+    assert ("set", "voicebrush.storyboard", "script", "a lighthouse\na ship") in draw_panel(bpy, addon, scene)
+
+
+def test_panel_lists_the_shots_with_a_redo_each(scene, bpy, addon):
+    assert bpy.ops.voicebrush.storyboard(script="a lighthouse\na ship", steps=2, size="64x64") == {"FINISHED"}
+    scene.scene.voicebrush.redo_text = "a ship at sea"
+    drawn = draw_panel(bpy, addon, scene)
+    assert ("label", "1: a lighthouse") in drawn and ("label", "2: a ship") in drawn
+    assert ("set", "voicebrush.redo_shot", "camera", "Shot 2") in drawn
+    assert ("set", "voicebrush.redo_shot", "text", "a ship at sea") in drawn

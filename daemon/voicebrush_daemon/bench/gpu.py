@@ -1,4 +1,4 @@
-"""The full-size part of `voicebrush bench`: SD2 768-v on a GPU, with random weights.
+"""4. The full-size part of `voicebrush bench`: SD2 768-v on a GPU, with random weights.
 
 Timing does not depend on the weight values, so the real architectures are built
 from their configs (UNet 865.9M, VAE 83.7M, OpenCLIP-H text encoder 340.4M
@@ -30,8 +30,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .imaging.sd2_configs import SD2_SCHEDULER, SD2_TEXT_ENCODER, SD2_UNET, SD2_VAE, SD2_TOKEN_IDS
-from .settings import Settings
+from ..imaging.sd2_configs import SD2_SCHEDULER, SD2_TEXT_ENCODER, SD2_UNET, SD2_VAE, SD2_TOKEN_IDS
+from ..settings import Settings
+from .clips import DICTATION_CLIP, read_clip
+from .dictation import measure_dictation
+from .loopback import LoopbackDaemon
+from .report import say
+from .workload import SEED, Workload
 
 # Dense bf16 tensor-core peaks from the vendors' datasheets, TFLOP/s; first match wins.
 BF16_PEAK_TFLOPS = (
@@ -103,7 +108,7 @@ def save_random_pipeline(arch: Architecture, folder: Path, device: str = "cpu") 
     import torch
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
-    from .imaging.tiny import write_clip_tokenizer
+    from ..imaging.tiny import write_clip_tokenizer
 
     dtype = torch.float16 if device == "cuda" else torch.float32
     with torch.random.fork_rng(devices=[]):
@@ -176,11 +181,10 @@ def run_gpu_section(
     """The GPU figures (`gpu.*` in the report). `device` other than cuda is for tests."""
     import torch
 
-    from .bench import SEED, LoopbackServer, Workload, measure_dictation, read_clip, say, DICTATION_CLIP
-    from .imaging import load_image_generator, runtime_plan_for
-    from .imaging.base import GenerationRequest
-    from .imaging.device import plan_runtime, stock_plan
-    from .jobs.worker import Engines
+    from ..imaging import load_image_generator, runtime_plan_for
+    from ..imaging.base import GenerationRequest
+    from ..imaging.device import plan_runtime, stock_plan
+    from ..jobs.worker import Engines
 
     side = side or arch.native_side
     steps = steps or (5 if quick else 25)
@@ -283,8 +287,7 @@ def run_gpu_section(
         result["asr_note"] = asr_note
         try:
             engines = Engines(image=generators["optimised"], speech=transcriber)
-            app_settings = replace(model_settings, host="127.0.0.1", port=0, token=None)
-            with LoopbackServer(app_settings, engines) as server:
+            with LoopbackDaemon(model_settings, engines) as server:
                 e2e = measure_dictation(server, read_clip(DICTATION_CLIP), (side, side), Workload(rounds=rounds), steps=steps)
         finally:
             transcriber.close()
@@ -299,7 +302,7 @@ def run_gpu_section(
 def load_transcriber_for(settings: Settings, device: str):
     """Whisper small.en (the real presets' model) when its weights are cached, else the
     bundled tiny.en; either engine. Returns (transcriber, what was tried and failed)."""
-    from .speech import ENGINES, load_transcriber
+    from ..speech import ENGINES, load_transcriber
 
     engines = [settings.asr_engine] + [e for e in ENGINES if e != settings.asr_engine]
     wanted = settings.asr_model or "small.en"
