@@ -15,6 +15,7 @@ import pytest
 from conftest_speech import clip_samples, faster_whisper_tiny, full_window_tiny, speech_data_dir, transcript_of
 
 from voicebrush_daemon import spoken
+from voicebrush_daemon.storyboards.script import shots_of
 from voicebrush_daemon.speech.base import TranscribeOptions
 
 __all__ = ["faster_whisper_tiny", "full_window_tiny", "speech_data_dir"]  # fixtures
@@ -78,3 +79,12 @@ def test_the_spoken_control_in_the_alley_clip_is_heard(daemon_transcriber):
     assert control and "people" in rest, transcript
     assert said.prompt and said.prompt.lower() in heard, (transcript, said)
     assert "people" in said.negative_prompt.lower() and "without" not in said.prompt.lower()
+
+
+def test_the_dictated_storyboard_is_heard_as_its_three_shots(daemon_transcriber):
+    # plugins/test_client.py::test_a_dictated_script_from_a_wav, krita/inside/check_storyboard.py
+    # (three shots, "lighthouse" in the first) and blender/inside/test_storyboard.py (two or more):
+    # "Shot one, a lighthouse on a cliff at dusk, wide shot. Next shot, ... Cut to, ..."
+    transcript = daemon_transcriber.transcribe(clip_samples("storyboard.wav"), TranscribeOptions(language="en")).text
+    shots = shots_of(transcript)
+    assert len(shots) == 3 and "lighthouse" in shots[0].lower(), (transcript, shots)

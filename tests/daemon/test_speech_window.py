@@ -139,3 +139,31 @@ def test_the_token_cap_leaves_room_for_fast_speech_and_a_long_prompt():
     # Whisper's 448 tokens hold faster-whisper's longest kept prompt (223 + the start
     # sequence) and the largest cap.
     assert engine_module.token_cap(9 * 16_000) == 200 and 1 + 223 + 3 + 200 <= 448
+
+
+def test_a_short_window_decode_unsure_of_its_words_is_redone(faster_whisper_tiny, full_window_tiny, encoded_frames, monkeypatch):
+    # Any real decode is less sure than log-probability 0: with the bar there, the short
+    # window's words are always checked against the full window's, and those are kept.
+    samples = clip_samples("castle.ogg")
+    retries = faster_whisper_tiny.full_window_retries
+    monkeypatch.setattr(engine_module, "UNSURE_LOGPROB", 0.0)
+    result = faster_whisper_tiny.transcribe(samples)
+    assert encoded_frames == [1000, 3000]
+    assert faster_whisper_tiny.full_window_retries == retries + 1
+    assert result.text == full_window_tiny.transcribe(samples).text
+    # No bar at all: one decode in the short window.
+    encoded_frames.clear()
+    monkeypatch.setattr(engine_module, "UNSURE_LOGPROB", float("-inf"))
+    faster_whisper_tiny.transcribe(samples)
+    assert encoded_frames == [1000]
+
+
+def test_unsure_is_the_mean_confidence_of_the_segments():
+    class Seg:
+        def __init__(self, avg_logprob):
+            self.avg_logprob = avg_logprob
+
+    assert not engine_module.unsure([])
+    assert not engine_module.unsure([Seg(-0.3), Seg(-1.2)])  # -0.75 on average
+    assert engine_module.unsure([Seg(-0.95)])
+    assert engine_module.unsure([Seg(-0.7), Seg(-1.2)])
