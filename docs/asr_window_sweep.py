@@ -4,6 +4,7 @@ Run from the clone (needs espeak-ng and sox, as `make install` provides):
 
     .venv/bin/python docs/asr_window_sweep.py           # every row, ~17 min on 2 cores
     .venv/bin/python docs/asr_window_sweep.py --quick   # the 30 s window and the engine's way only
+    CT2_USE_MKL=1 CT2_FORCE_CPU_ISA=AVX512 .venv/bin/python docs/asr_window_sweep.py --quick  # an Intel Xeon's path
 
 It speaks 25 art prompts with espeak-ng (6 voices, 110-159 words a minute), joins
 them into 7 long takes (20-39 s), adds Debian's 8 human ALSA recordings, gives each
@@ -16,6 +17,8 @@ their words wrong, and retries. The results are in docs/benchmarks.md ("Speech")
 
 from __future__ import annotations
 
+import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -99,6 +102,23 @@ def make_corpus(folder: Path) -> list[tuple[str, str, Path]]:
     return clips
 
 
+# Environment variables that send the numeric libraries down another CPU's code path
+# (tests/daemon/test_speech_numerics.py): the sweep can be rerun under each.
+NUMERIC_SETTINGS = ("CT2_USE_MKL", "CT2_FORCE_CPU_ISA", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def forced_numerics() -> str:
+    return " ".join(f"{name}={os.environ[name]}" for name in NUMERIC_SETTINGS if os.environ.get(name))
+
+
 def main() -> None:
     transcriber = FasterWhisperTranscriber(bundled_model_dir(), model_id="tiny.en")
     rng = np.random.default_rng(0)
@@ -109,7 +129,8 @@ def main() -> None:
             for take in range(TAKES):
                 noisy = (samples + rng.standard_normal(len(samples)).astype(np.float32) * 1e-3).astype(np.float32)
                 clips.append((f"{name}#{take}", words, find_speech(noisy).samples, len(samples) / 16_000))
-    print(f"{len(clips)} clips ({len(clips) // TAKES} x {TAKES} takes), {sum(c[3] for c in clips):.0f} s of audio\n")
+    print(f"{len(clips)} clips ({len(clips) // TAKES} x {TAKES} takes), {sum(c[3] for c in clips):.0f} s of audio")
+    print(f"CPU: {cpu_model()}; numeric paths forced: {forced_numerics() or 'none'}\n")
     print(f"{'window':36s} {'RTF':>6s} {'WER':>7s}  loops  off  retried  (off: no loop, but more than half the words wrong)")
     rows = WINDOWS if "--quick" not in sys.argv else [WINDOWS[0], WINDOWS[-1]]
     for label, window_for in rows:

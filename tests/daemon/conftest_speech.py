@@ -57,12 +57,12 @@ def clip_samples(name: str) -> np.ndarray:
     return decode_audio(path.read_bytes())
 
 
-_TRANSCRIPTS: dict[tuple[str, str], object] = {}
+_TRANSCRIPTS: dict[tuple[str, bool, str], object] = {}
 
 
 def transcript_of(transcriber, name: str):
     """The transcriber's Transcript of a clip, computed once per session (they are deterministic)."""
-    key = (transcriber.engine, name)
+    key = (transcriber.engine, getattr(transcriber, "full_window", True), name)
     if key not in _TRANSCRIPTS:
         _TRANSCRIPTS[key] = transcriber.transcribe(clip_samples(name))
     return _TRANSCRIPTS[key]
@@ -127,6 +127,17 @@ def faster_whisper_tiny(speech_data_dir):
     from voicebrush_daemon.speech import load_transcriber
 
     transcriber = load_transcriber(Settings(preset="tiny", device="cpu", data_dir=speech_data_dir))
+    yield transcriber
+    transcriber.close()
+
+
+@pytest.fixture(scope="session")
+def full_window_tiny(speech_data_dir):
+    """faster-whisper with Whisper's own 30 s window for every prompt (`--asr-full-window`)."""
+    from voicebrush_daemon.settings import Settings
+    from voicebrush_daemon.speech import load_transcriber
+
+    transcriber = load_transcriber(Settings(preset="tiny", device="cpu", data_dir=speech_data_dir, asr_full_window=True))
     yield transcriber
     transcriber.close()
 

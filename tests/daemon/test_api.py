@@ -356,11 +356,15 @@ async def test_dictation_job_uses_the_transcript_and_spoken_controls(client):
     job = await (await client.post("/v1/jobs", data=form)).json()
     final = await wait_job(client, job["id"])
     assert final["status"] == "done", final
-    # tiny.en on espeak-ng hears "rainy neon alley" loosely; "rainy" survives.
-    assert "rainy" in final["transcript"].lower()
-    assert "rainy" in final["prompt"].lower()
-    assert "people" in final["negative_prompt"].lower()  # "... without people"
-    assert "without" not in final["prompt"].lower()
+    # "rainy neon alley at night without people": how tiny.en hears the subject
+    # changes with the CPU's rounding ("Rely on that night", "Rainy, Leon, at
+    # night"), "without people" does not (test_speech_heard_elsewhere.py checks it
+    # under other numerics). So the prompt is what was heard before the control.
+    heard, control, rest = final["transcript"].lower().partition("without")
+    assert control and "people" in rest, final["transcript"]
+    assert final["prompt"] and final["prompt"].lower() in heard, final
+    assert "people" in final["negative_prompt"].lower()
+    assert "without" not in final["prompt"].lower() and "people" not in final["prompt"].lower()
     png = await client.get(final["images"][0].split(str(client.server.port), 1)[1])
     meta = json.loads(Image.open(io.BytesIO(await png.read())).text["voicebrush"])
     assert meta["transcript"] == final["transcript"]

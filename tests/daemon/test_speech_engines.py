@@ -11,12 +11,12 @@ from conftest_speech import (
     ONE_PER_PROMPT,
     clip_samples,
     faster_whisper_tiny,
+    full_window_tiny,
     non_speech,
     openai_whisper_tiny,
     speech_data_dir,
     transcriber,
     transcript_of,
-    word_error_rate,
     word_errors,
     words,
 )
@@ -24,16 +24,31 @@ from conftest_speech import (
 from voicebrush_daemon.errors import ApiError
 from voicebrush_daemon.speech.base import TranscribeOptions, Transcript
 
-__all__ = ["faster_whisper_tiny", "openai_whisper_tiny", "speech_data_dir", "transcriber"]  # fixtures
+__all__ = ["faster_whisper_tiny", "full_window_tiny", "openai_whisper_tiny", "speech_data_dir", "transcriber"]  # fixtures
 
 # Words each prompt must come through with, whatever else tiny.en mishears; a heard
-# word that starts with one counts ("rain" is heard as "rainy" or "rain").
+# word that starts with one counts. Only words heard in every clip of the prompt, in
+# both encoder windows, on every numeric path test_speech_numerics.py forces, and with
+# a faint noise floor added. "rainy" is not one ("Rely on that night ..." in the 10 s
+# window with AVX-512, "Rainy on that light ..." in the 30 s one), nor "fox" ("A red
+# box in the snow" from fox_44k_stereo.wav in CTranslate2's generic kernels), nor
+# "shot" ("wide shut" from harbour.webm with oneDNN on SSE4.1). The rest of a prompt
+# is the word error rate's job.
 KEYWORDS = {
-    "a misty harbour at dawn, wide shot": ["misty", "harbor", "wide", "shot"],
-    "a red fox in the snow": ["red", "fox", "snow"],
-    "rainy neon alley at night without people": ["rain", "without", "people"],
+    "a misty harbour at dawn, wide shot": ["misty", "harbor", "wide"],
+    "a red fox in the snow": ["red", "snow"],
+    "rainy neon alley at night without people": ["without", "people"],
     "an old stone castle on a hill, oil painting": ["old", "stone", "castle", "oil", "painting"],
 }
+
+ENGINES_AND_WINDOWS = ["faster-whisper", "faster-whisper-full-window", "openai-whisper"]  # the second: --asr-full-window
+
+
+@pytest.fixture(params=ENGINES_AND_WINDOWS)
+def any_transcriber(request):
+    """Each engine, and faster-whisper in both encoder windows."""
+    fixture = {"faster-whisper": "faster_whisper_tiny", "openai-whisper": "openai_whisper_tiny"}.get(request.param, "full_window_tiny")
+    return request.getfixturevalue(fixture)
 
 
 def clips_for(engine: str) -> tuple[str, ...]:
@@ -41,7 +56,8 @@ def clips_for(engine: str) -> tuple[str, ...]:
     return tuple(sorted(CLIPS)) if engine == "faster-whisper" else ONE_PER_PROMPT
 
 
-def test_espeak_prompts_are_understood(transcriber):
+def test_espeak_prompts_are_understood(any_transcriber):
+    transcriber = any_transcriber
     errors = total = 0
     for name in clips_for(transcriber.engine):
         said = CLIPS[name]
@@ -52,10 +68,12 @@ def test_espeak_prompts_are_understood(transcriber):
         assert not missing, f"{transcriber.engine} heard {result.text!r} in {name}, missing {missing}"
         e, n = word_errors(said, result.text)
         errors, total = errors + e, total + n
-    assert errors / total <= 0.3, f"word error rate {errors / total:.2f}"
+    # Seen: 0.16-0.24 on every numeric path and window, 0.27 with a faint noise floor.
+    assert errors / total <= 0.35, f"word error rate {errors / total:.2f}"
 
 
-def test_a_human_voice_is_understood(transcriber):
+def test_a_human_voice_is_understood(any_transcriber):
+    transcriber = any_transcriber
     names = sorted(HUMAN) if transcriber.engine == "faster-whisper" else ["Front_Center.wav", "Side_Right.wav"]
     errors = total = 0
     for name in names:
@@ -97,15 +115,28 @@ def test_two_phrases_apart_are_both_heard(faster_whisper_tiny):
 
 
 def test_quiet_speech_and_speech_in_noise_are_still_heard(faster_whisper_tiny):
-    # The gate is shared by both engines, so one engine shows it lets real speech through.
-    speech = clip_samples("demo_prompt.wav")
-    rng = np.random.default_rng(5)
-    noise = rng.standard_normal(len(speech)).astype(np.float32)
-    noise *= np.sqrt(np.mean(speech**2) / np.mean(noise**2)) / np.sqrt(10 ** (15 / 10))  # 15 dB SNR
-    quiet = speech * 0.05  # about -32 dBFS peak, a distant laptop microphone
-    for samples in (np.clip(speech + noise, -1, 1), quiet):
-        heard = words(faster_whisper_tiny.transcribe(samples.astype(np.float32)).text)
-        assert "misty" in heard and "harbor" in heard, heard
+    # The gate is shared by both engines, so one engine shows it lets real speech
+    # through: every prompt, in noise at 15 dB SNR or at about -32 dBFS peak (a
+    # distant laptop microphone), gives its words, most of them right. Pooled over the
+    # prompts: which single words survive the noise changes with the CPU ("A misty
+    # armor at long" in MKL). Seen: at most 0.45 in noise and 0.24 quiet, on every
+    # numeric path and in both windows; a dropped prompt adds 0.2-0.3.
+    limits = {"in noise": 0.6, "quiet": 0.35}
+    for condition, limit in limits.items():
+        errors = total = 0
+        for name in ONE_PER_PROMPT:
+            speech = clip_samples(name)
+            if condition == "quiet":
+                samples = speech * 0.05
+            else:
+                noise = np.random.default_rng(5).standard_normal(len(speech)).astype(np.float32)
+                noise *= np.sqrt(np.mean(speech**2) / np.mean(noise**2)) / np.sqrt(10 ** (15 / 10))
+                samples = np.clip(speech + noise, -1, 1)
+            text = faster_whisper_tiny.transcribe(samples.astype(np.float32)).text
+            assert text, f"nothing heard from {name} {condition}"
+            e, n = word_errors(CLIPS[name], text)
+            errors, total = errors + e, total + n
+        assert errors / total <= limit, f"word error rate {errors / total:.2f} {condition}"
 
 
 def check_fields(result: Transcript, samples: np.ndarray) -> None:
@@ -141,13 +172,18 @@ def test_bad_options_are_client_errors(transcriber, options, code):
     assert info.value.status == 400 and info.value.code == code
 
 
-def test_both_engines_agree_on_the_same_weights(faster_whisper_tiny, openai_whisper_tiny, monkeypatch):
-    # The same computation: openai-whisper always encodes the full 30 s window.
-    monkeypatch.setattr(faster_whisper_tiny, "full_window", True)
+def test_both_engines_agree_on_the_same_weights(full_window_tiny, openai_whisper_tiny):
+    # The same computation (openai-whisper always encodes the full 30 s window) in
+    # other numeric libraries: a word may differ, so the rate is pooled over the
+    # prompts (word for word the same on every numeric path tried here). Weights
+    # converted wrongly give nothing alike.
+    edits = words_in = 0
+    pairs = []
     for name in ONE_PER_PROMPT:
-        a = faster_whisper_tiny.transcribe(clip_samples(name)).text
-        b = transcript_of(openai_whisper_tiny, name).text
-        assert word_error_rate(a, b) <= 0.2, (a, b)
+        a, b = transcript_of(full_window_tiny, name).text, transcript_of(openai_whisper_tiny, name).text
+        e, n = word_errors(a, b)
+        edits, words_in, pairs = edits + e, words_in + n, pairs + [(a, b)]
+    assert edits / words_in <= 0.2, pairs
 
 
 def test_engines_identify_themselves(faster_whisper_tiny, openai_whisper_tiny):

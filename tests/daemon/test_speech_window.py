@@ -11,15 +11,13 @@ import numpy as np
 import pytest
 from faster_whisper import WhisperModel
 
-from conftest_speech import CLIPS, ONE_PER_PROMPT, clip_samples, faster_whisper_tiny, speech_data_dir, word_errors
+from conftest_speech import CLIPS, HUMAN, clip_samples, faster_whisper_tiny, full_window_tiny, speech_data_dir, transcript_of, word_errors
 
 from voicebrush_daemon import cli
-from voicebrush_daemon.settings import Settings
 from voicebrush_daemon.speech import faster_whisper_engine as engine_module
-from voicebrush_daemon.speech import load_transcriber
 from voicebrush_daemon.speech.faster_whisper_engine import encoder_window_frames, repeats_itself
 
-__all__ = ["faster_whisper_tiny", "speech_data_dir"]  # fixtures
+__all__ = ["faster_whisper_tiny", "full_window_tiny", "speech_data_dir"]  # fixtures
 
 
 @pytest.fixture
@@ -34,13 +32,6 @@ def encoded_frames(monkeypatch):
 
     monkeypatch.setattr(WhisperModel, "encode", recording)
     return frames
-
-
-@pytest.fixture(scope="module")
-def full_window_tiny(speech_data_dir):
-    transcriber = load_transcriber(Settings(preset="tiny", device="cpu", data_dir=speech_data_dir, asr_full_window=True))
-    yield transcriber
-    transcriber.close()
 
 
 def test_up_to_nine_seconds_of_speech_get_the_ten_second_window():
@@ -76,12 +67,19 @@ def test_long_speech_is_encoded_in_whispers_own_window(faster_whisper_tiny, enco
 
 
 def test_the_full_window_can_be_chosen_and_is_no_more_accurate(faster_whisper_tiny, full_window_tiny, encoded_frames):
+    # Which single word each window gets wrong changes with the CPU's rounding
+    # (alley.flac: "Rely on that night" in 10 s and "Rainy on that light" in 30 s on
+    # AVX-512; 7 errors against 6 on the four prompts with oneDNN on SSE4.1, 4
+    # against 6 with MKL), so the windows are compared over every shipped clip, within
+    # two words of 65. On the sweep's 120 takes the short window was the more accurate
+    # on every numeric path tried (docs/benchmarks.md, "Speech on other CPUs").
     errors = {"short": 0, "full": 0}
-    for name in ONE_PER_PROMPT:
-        samples = clip_samples(name)
+    for name, said in {**CLIPS, **HUMAN}.items():
         for window, transcriber in (("short", faster_whisper_tiny), ("full", full_window_tiny)):
-            errors[window] += word_errors(CLIPS[name], transcriber.transcribe(samples).text)[0]
-    assert errors["short"] <= errors["full"], errors
+            errors[window] += word_errors(said, transcript_of(transcriber, name).text)[0]
+    assert errors["short"] <= errors["full"] + 2, errors
+    for transcriber in (faster_whisper_tiny, full_window_tiny):
+        transcriber.transcribe(clip_samples("fox.mp3"))
     assert set(encoded_frames) == {1000, 3000}
     assert full_window_tiny.full_window and not faster_whisper_tiny.full_window
 
@@ -141,3 +139,31 @@ def test_the_token_cap_leaves_room_for_fast_speech_and_a_long_prompt():
     # Whisper's 448 tokens hold faster-whisper's longest kept prompt (223 + the start
     # sequence) and the largest cap.
     assert engine_module.token_cap(9 * 16_000) == 200 and 1 + 223 + 3 + 200 <= 448
+
+
+def test_a_short_window_decode_unsure_of_its_words_is_redone(faster_whisper_tiny, full_window_tiny, encoded_frames, monkeypatch):
+    # Any real decode is less sure than log-probability 0: with the bar there, the short
+    # window's words are always checked against the full window's, and those are kept.
+    samples = clip_samples("castle.ogg")
+    retries = faster_whisper_tiny.full_window_retries
+    monkeypatch.setattr(engine_module, "UNSURE_LOGPROB", 0.0)
+    result = faster_whisper_tiny.transcribe(samples)
+    assert encoded_frames == [1000, 3000]
+    assert faster_whisper_tiny.full_window_retries == retries + 1
+    assert result.text == full_window_tiny.transcribe(samples).text
+    # No bar at all: one decode in the short window.
+    encoded_frames.clear()
+    monkeypatch.setattr(engine_module, "UNSURE_LOGPROB", float("-inf"))
+    faster_whisper_tiny.transcribe(samples)
+    assert encoded_frames == [1000]
+
+
+def test_unsure_is_the_mean_confidence_of_the_segments():
+    class Seg:
+        def __init__(self, avg_logprob):
+            self.avg_logprob = avg_logprob
+
+    assert not engine_module.unsure([])
+    assert not engine_module.unsure([Seg(-0.3), Seg(-1.2)])  # -0.75 on average
+    assert engine_module.unsure([Seg(-0.95)])
+    assert engine_module.unsure([Seg(-0.7), Seg(-1.2)])

@@ -47,7 +47,8 @@ def test_dictation_job_from_audio_reports_the_transcript(tiny_daemon):
     result = vc.Client(tiny_daemon.url).run_job(
         audio=(SPEECH / "fox_44k_stereo.wav").read_bytes(), audio_filename="fox.wav",
         on_event=lambda name, data: events.append(name), steps=4, size="64x64")
-    assert "fox" in result.transcript.lower()
+    # "a red fox in the snow"; "fox" alone is CPU-fragile ("a red box"): test_speech_heard_elsewhere.py
+    assert sum(word in result.transcript.lower() for word in ("red", "fox", "snow")) >= 2, result.transcript
     assert "transcript" in events
     assert len(result.images) == 1
 

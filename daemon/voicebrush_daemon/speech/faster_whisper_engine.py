@@ -8,10 +8,11 @@ This engine encodes a 10 s window instead when the speech fits in it with a seco
 to spare, as nearly every dictated prompt does (`encoder_window_frames`); longer
 speech gets Whisper's own 30 s window. Windows cut close to the speech make tiny.en
 repeat itself ("Front Right Front Right ..."), and so did a 21 s window on a 20 s
-take. A decode in the 10 s window that still loops, or is cut off at a token cap,
-is decoded again with the full window. So guarded, it matched the full window's
-accuracy on 120 takes with no loop left, in half the time on short prompts
-(docs/benchmarks.md, "The encoder window").
+take. A decode in the 10 s window that still loops, is cut off at a token cap, or
+is unsure of its words, is decoded again with the full window. So guarded, it
+matched the full window's accuracy on 120 takes with no loop left, in half the time
+on short prompts, on this CPU's numeric path and on another one forced
+(docs/benchmarks.md, "The encoder window", "Speech on other CPUs").
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ SHORT_WINDOW_FRAMES = 10 * FRAMES_PER_SECOND
 WINDOW_MARGIN_FRAMES = 1 * FRAMES_PER_SECOND
 # Whisper's own hallucination signal (transcribe.py's compression_ratio_threshold).
 MAX_COMPRESSION_RATIO = 2.4
+# A short-window decode less sure of its tokens than this (the mean of its segments'
+# average log-probability) is decoded again in the full window. The words the short
+# window got wrong where the full one did not came with -0.9 to -1.2 on an Intel-like
+# numeric path: at -0.9, a sixth of the sweep's takes were redone, and the short
+# window went from 8 words worse than the full one to 2 there, at no cost in words on
+# this CPU's own path. Whisper's own threshold (-1.0, for its temperature fallback)
+# caught too few.
+UNSURE_LOGPROB = -0.9
 # How long a short-window decode may run: a loop is cut off within a second or so
 # on a CPU instead of running to Whisper's 448 tokens (4 s measured), then retried.
 # faster-whisper hands max_new_tokens to CTranslate2's beam search, which stopped at
@@ -76,6 +85,11 @@ def cut_off(segments, timestamp_begin: int) -> bool:
     """Whether a decode stopped before its end: Whisper closes every segment it finishes
     with a timestamp token, so one that ends on a word ran into the token cap."""
     return not segments or not segments[-1].tokens or segments[-1].tokens[-1] < timestamp_begin
+
+
+def unsure(segments) -> bool:
+    """Whether a decode's tokens were, on average, less likely than UNSURE_LOGPROB."""
+    return bool(segments) and sum(s.avg_logprob for s in segments) / len(segments) < UNSURE_LOGPROB
 
 
 def loops(segments) -> bool:
@@ -147,12 +161,12 @@ class FasterWhisperTranscriber:
 
     def decode_speech(self, speech: np.ndarray, language, temperature, prompt):
         """(faster-whisper's segments, the language) for speech the VAD kept: in the short
-        window when it fits, again in the full one when that decode loops or runs long."""
+        window when it fits, again in the full one when that decode loops, runs long or is unsure."""
         window = None if self.full_window else encoder_window_frames(len(speech))
         if window is not None:
             cap = token_cap(len(speech))
             raw, detected = self._decode(speech, window, language, temperature, prompt, max_new_tokens=cap)
-            if not loops(raw) and not cut_off(raw, self._timestamp_begin):
+            if not loops(raw) and not cut_off(raw, self._timestamp_begin) and not unsure(raw):
                 return raw, detected
             self.full_window_retries += 1
         return self._decode(speech, None, language, temperature, prompt)
