@@ -224,8 +224,13 @@ async def test_a_burst_of_20_with_a_node_removed_halfway_loses_no_job(front_door
         studio.remove(studio.node_of(victim["worker"]))
         finals = [await wait_job(client, job_id) for job_id in ids]
         assert [f["status"] for f in finals] == ["done"] * 20, [(f["status"], f["error"]) for f in finals]
-        cut = next(f for f in finals if f["id"] == victim["id"])
-        assert cut["attempts"] == 2 and cut["worker"] != victim["worker"]
+        # The job the node was running when it went: the victim, or, where the victim's
+        # last steps beat the removal (a quiet machine), the next one that replica took.
+        # Either ran again on the other replica; none ran twice anywhere else.
+        cut = [f for f in finals if f["attempts"] == 2]
+        assert cut, [(f["id"], f["attempts"], f["worker"]) for f in finals]
+        assert all(f["worker"] != victim["worker"] for f in cut), cut
+        assert all(f["attempts"] == 1 for f in finals if f not in cut)
         history = await (await client.get("/v1/jobs?limit=100")).json()
         assert sorted(j["id"] for j in history["data"]) == sorted(ids)  # each recorded once
     finally:
