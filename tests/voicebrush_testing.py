@@ -7,6 +7,7 @@ A module of its own (not conftest.py): with several conftest modules in the tree
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -35,6 +36,45 @@ async def wait_ready(test_client, timeout: float = 60.0):
         await asyncio.sleep(0.05)
     raise AssertionError("models did not load in time")
 
+
+
+ENDED = ("done", "failed", "cancelled")
+
+
+async def wait_job(client, job_id: str, timeout: float = 180.0) -> dict:
+    """The job's record once it has ended. The timeout guards against a hang; it is not a
+    speed check (a job on the studio cluster under a loaded CI machine is slow)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = await (await client.get(f"/v1/jobs/{job_id}")).json()
+        if body["status"] in ENDED:
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not end: {body}")
+
+
+
+async def read_events(response) -> list[tuple[str, dict]]:
+    """An SSE response, read to its end, as (event name, data) pairs."""
+    events, name = [], None
+    async for raw in response.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line[6:])))
+    return events
+
+async def wait_generating(client, job_id: str, timeout: float = 120.0) -> dict:
+    """The job's record once a worker or replica has taken it and run a step."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = await (await client.get(f"/v1/jobs/{job_id}")).json()
+        if body["worker"] and body["progress"]["step"] >= 1:
+            return body
+        assert body["status"] in ("queued", "generating"), body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not start: {body}")
 
 @dataclass
 class Daemon:

@@ -19,6 +19,9 @@ from voicebrush_testing import wait_ready
 from voicebrush_daemon.imaging.inputs import feathered
 from voicebrush_daemon.imaging.schedulers import SCHEDULERS
 
+# Runs twice: models in process, and as the studio cluster's front door.
+pytestmark = pytest.mark.both_backends
+
 FAST = {"steps": 2, "width": 64, "height": 64, "seed": 21}
 
 

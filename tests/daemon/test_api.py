@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from voicebrush_testing import FIXTURES, wait_ready
+from voicebrush_testing import FIXTURES, read_events, wait_job, wait_ready
 
 # The whole suite runs twice: models in process, and as the studio cluster's front door.
 pytestmark = pytest.mark.both_backends
@@ -38,26 +38,6 @@ async def generate(client, **fields):
 
 def png_of(item: dict) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(item["b64_json"])))
-
-
-async def wait_job(client, job_id: str, timeout: float = 60.0) -> dict:
-    for _ in range(int(timeout / 0.05)):
-        body = await (await client.get(f"/v1/jobs/{job_id}")).json()
-        if body["status"] in ("done", "failed", "cancelled"):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish: {body}")
-
-
-async def read_events(response) -> list[tuple[str, dict]]:
-    events, name = [], None
-    async for raw in response.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            events.append((name, json.loads(line[6:])))
-    return events
 
 
 # ---- meta -------------------------------------------------------------------

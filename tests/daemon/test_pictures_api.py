@@ -5,7 +5,6 @@ and models; and bad pictures, each a clear 4xx that leaves the daemon serving.""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
@@ -17,8 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from voicebrush_testing import FIXTURES, wait_ready
+from voicebrush_testing import FIXTURES, wait_job, wait_ready
 from voicebrush_daemon.imaging.inputs import feathered
+
+# Runs twice: models in process, and as the studio cluster's front door.
+pytestmark = pytest.mark.both_backends
 
 FAST = {"steps": 2, "seed": 3}
 
@@ -58,15 +60,6 @@ def b64(data: bytes, uri: bool = False) -> str:
 
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
-
-
-async def wait_job(client, job_id: str) -> dict:
-    for _ in range(2400):  # a guard against a hang, not a speed check
-        body = await (await client.get(f"/v1/jobs/{job_id}")).json()
-        if body["status"] in ("done", "failed", "cancelled"):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish: {body}")
 
 
 async def fetch_png(client, url: str) -> Image.Image:
@@ -333,6 +326,7 @@ async def test_odd_pictures_are_converted_and_run(client, what):
         assert kept.getpixel((0, 0)) == (200, 30, 30)
 
 
+@pytest.mark.in_process_only  # brings its own engines: a model whose depth weights are absent
 async def test_depth_without_the_depth_weights_is_400_with_the_fetch_command(make_app, aiohttp_client, tiny_engines, tmp_path):
     from voicebrush_daemon.imaging.diffusers_engine import DiffusersImageGenerator
     from voicebrush_daemon.jobs.worker import Engines

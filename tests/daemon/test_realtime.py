@@ -16,6 +16,9 @@ import pytest
 from streaming_support import chunks, clip_pcm, paced, silence, wav
 from voicebrush_testing import wait_ready
 
+# Runs twice: models in process, and as the studio cluster's front door.
+pytestmark = pytest.mark.both_backends
+
 COMPLETED = "conversation.item.input_audio_transcription.completed"
 DELTA = "conversation.item.input_audio_transcription.delta"
 MANUAL = {"type": "session.update", "session": {"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}, "turn_detection": None}}}}

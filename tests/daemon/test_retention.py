@@ -13,7 +13,8 @@ from voicebrush_daemon.jobs.model import DONE, FAILED, GENERATING, QUEUED, Job
 from voicebrush_daemon.jobs.retention import DAY_S, Retention, expired
 from voicebrush_daemon.server.state import STORE
 
-from test_api import FAST, assert_error, wait_job
+from test_api import FAST, assert_error
+from voicebrush_testing import wait_job
 from voicebrush_testing import wait_ready
 
 NOW = 1_800_000_000.0

@@ -15,7 +15,10 @@ from PIL import Image
 
 from voicebrush_daemon import spoken
 
-from test_api import wait_job
+from voicebrush_testing import wait_job
+
+# Runs twice: models in process, and as the studio cluster's front door.
+pytestmark = pytest.mark.both_backends
 
 TINY_NATIVE = (256, 256)
 
