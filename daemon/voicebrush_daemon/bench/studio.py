@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,23 @@ from ..models import ModelUnavailable
 from ..settings import Settings
 from .machine import load_average, machine_info, versions
 from .report import say
+from .workload import quick_from_env
 
 STEP_SLEEP_S = 0.05  # the stand-in's step time
 STAND_IN_STEPS = 10  # so a stand-in job takes 0.5 s on a replica
-BURST = 16
-CLIENTS = 16
+
+
+@dataclass(frozen=True)
+class StudioWorkload:
+    burst: int = 16  # jobs sent at once, for the throughput with 1 and 2 replicas
+    clients: int = 16  # for the queue wait, each sending jobs_each jobs one after another
+    jobs_each: int = 2
+    node_kill_jobs: int = 20
+
+
+FULL = StudioWorkload()
+# VOICEBRUSH_BENCH_QUICK (the tests): every key, from a few jobs each.
+QUICK = StudioWorkload(burst=4, clients=4, jobs_each=1, node_kill_jobs=8)
 TINY_JOB = {"size": "64x64", "steps": 4, "n": 1, "seed": 7, "response_format": "b64_json"}
 
 KEYS = (
@@ -83,7 +95,9 @@ class SleepingImageReplica(ImageReplica):
         self._start_reporting()
 
 
-def run_studio_bench(settings: Settings, *, rounds: int, json_path: Path | None = None) -> int:
+def run_studio_bench(settings: Settings, *, rounds: int, json_path: Path | None = None, studio=None) -> int:
+    """`studio`: a running local cluster to measure on (the tests'); by default one is started
+    here and stopped at the end. A given one gets back the GPU node the node-kill removed."""
     try:
         import ray  # noqa: F401
     except ImportError:
@@ -96,20 +110,26 @@ def run_studio_bench(settings: Settings, *, rounds: int, json_path: Path | None 
         print("voicebrush: bench --ray runs the tiny preset (its replicas share this machine)", file=sys.stderr)
         return 2
     ensure_tiny_pipeline(settings.models_dir)  # the replicas load it from the same data dir
+    work = QUICK if quick_from_env() else FULL
     report: dict[str, Any] = {
         "schema": 1, "section": "studio", "preset": settings.preset, "machine": machine_info(), "versions": versions(),
-        "config": {"rounds": rounds, "step_sleep_s": STEP_SLEEP_S, "stand_in_steps": STAND_IN_STEPS, "burst": BURST, "clients": CLIENTS, "gpu_nodes": GPU_NODES},
+        "config": {"rounds": rounds, "step_sleep_s": STEP_SLEEP_S, "stand_in_steps": STAND_IN_STEPS, **asdict(work), "gpu_nodes": GPU_NODES, "quick": work is QUICK},
     }
-    say(f"voicebrush bench --ray: a local cluster of a head and {GPU_NODES} nodes with one logical GPU each")
-    studio = start_cluster(settings.data_dir)
+    owned = studio is None
+    if owned:
+        say(f"voicebrush bench --ray: a local cluster of a head and {GPU_NODES} nodes with one logical GPU each")
+        studio = start_cluster(settings.data_dir)
     try:
         with tempfile.TemporaryDirectory(prefix="voicebrush-bench-ray-") as scratch:
             scratch = Path(scratch)
             report["dispatch"] = _dispatch_overhead(settings, studio, scratch, rounds)
             report["front_door"] = _front_door_memory(settings, studio, scratch)
-            report["stand_in"] = _stand_in(settings, studio, scratch)
+            report["stand_in"] = _stand_in(settings, studio, scratch, work)
     finally:
-        stop_cluster(studio)
+        if owned:
+            stop_cluster(studio)
+        else:
+            studio.restore()
     stand_in = report["stand_in"]
     report.update(
         ray_dispatch_overhead_s=report["dispatch"]["overhead_s"],
@@ -136,7 +156,7 @@ def format_studio_table(report: dict[str, Any]) -> str:
         ("ray dispatch overhead per job", f"{report['ray_dispatch_overhead_s']:.3f} s", f"tiny {dispatch['job']}, median of {dispatch['rounds']}: {dispatch['ray_median_s']:.3f} s on the cluster vs {dispatch['in_process_median_s']:.3f} s in process"),
         ("throughput, 1 image replica", f"{report['ray_throughput_1_replica_jobs_per_s']:.2f} jobs/s", f"stand-in engine sleeping {STEP_SLEEP_S * STAND_IN_STEPS:.2f} s a job; measures dispatch, not the CPUs"),
         ("throughput, 2 image replicas", f"{report['ray_throughput_2_replicas_jobs_per_s']:.2f} jobs/s", f"{report['ray_scaling_2_vs_1']:.2f}x of one replica; goal >= 1.8x"),
-        ("queue wait p50 / p95", f"{report['ray_queue_wait_p50_s']:.3f} / {report['ray_queue_wait_p95_s']:.3f} s", f"{CLIENTS} clients, {stand_in['queue_wait']['jobs']} jobs, 2 replicas"),
+        ("queue wait p50 / p95", f"{report['ray_queue_wait_p50_s']:.3f} / {report['ray_queue_wait_p95_s']:.3f} s", f"{report['config']['clients']} clients, {stand_in['queue_wait']['jobs']} jobs, 2 replicas"),
         ("jobs lost after a node kill", str(report["ray_jobs_lost_after_node_kill"]), f"burst of {stand_in['node_kill']['jobs']}, {stand_in['node_kill']['retried']} ran twice; goal 0"),
         ("front door idle memory (RSS)", f"{report['ray_front_door_idle_rss_mb']:.0f} MB", f"serve --ray; serve in process: {report['front_door']['in_process_rss_mb']:.0f} MB"),
     ]
@@ -229,33 +249,33 @@ def _front_door_memory(settings: Settings, studio, scratch: Path) -> dict[str, A
     return figures
 
 
-def _stand_in(settings: Settings, studio, scratch: Path) -> dict[str, Any]:
+def _stand_in(settings: Settings, studio, scratch: Path, work: StudioWorkload) -> dict[str, Any]:
     from ..cluster.backend import RayBackend
     from ..server.runner import InProcessDaemon
 
     result: dict[str, Any] = {"jobs_per_s": {}}
     body = {"prompt": "a stand-in", "size": "64x64", "steps": STAND_IN_STEPS}
     for replicas in (1, 2):
-        say(f"stand-in: a burst of {BURST} jobs on {replicas} replica(s)")
+        say(f"stand-in: a burst of {work.burst} jobs on {replicas} replica(s)")
         door = studio.settings(replace(settings, data_dir=scratch / f"stand-in-{replicas}", queue_size=64), replicas=(replicas, replicas))
         with InProcessDaemon(door, ready_timeout=600, backend=RayBackend(door, SleepingImageReplica)) as daemon:
             _wait_done(daemon.url, _post(daemon.url, "/v1/jobs", {**body, "seed": 0})["id"])  # warm-up
             started = time.perf_counter()
-            ids = [_post(daemon.url, "/v1/jobs", {**body, "seed": i})["id"] for i in range(BURST)]
+            ids = [_post(daemon.url, "/v1/jobs", {**body, "seed": i})["id"] for i in range(work.burst)]
             finals = [_wait_done(daemon.url, job_id) for job_id in ids]
             elapsed = time.perf_counter() - started
             assert all(f["status"] == "done" for f in finals), [f["error"] for f in finals]
-            result["jobs_per_s"][str(replicas)] = round(BURST / elapsed, 3)
+            result["jobs_per_s"][str(replicas)] = round(work.burst / elapsed, 3)
             if replicas == 2:
-                result["queue_wait"] = _queue_wait(daemon.url, body)
-                result["node_kill"] = _node_kill(daemon.url, body, studio)
+                result["queue_wait"] = _queue_wait(daemon.url, body, work.clients, work.jobs_each)
+                result["node_kill"] = _node_kill(daemon.url, body, studio, work.node_kill_jobs)
     return result
 
 
-def _queue_wait(url: str, body: dict, jobs_each: int = 2) -> dict[str, Any]:
-    """CLIENTS threads, each sending jobs one after another: submit -> a replica started it
+def _queue_wait(url: str, body: dict, clients: int, jobs_each: int) -> dict[str, Any]:
+    """`clients` threads, each sending jobs one after another: submit -> a replica started it
     (the queue's own wait, plus the wait for a free replica)."""
-    say(f"stand-in: {CLIENTS} clients, {jobs_each} jobs each, on 2 replicas")
+    say(f"stand-in: {clients} clients, {jobs_each} jobs each, on 2 replicas")
     waits: list[float] = []
     lock = threading.Lock()
 
@@ -267,7 +287,7 @@ def _queue_wait(url: str, body: dict, jobs_each: int = 2) -> dict[str, Any]:
             with lock:
                 waits.append(timings.get("queued_s", 0.0) + timings.get("dispatch_s", 0.0))
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -280,11 +300,13 @@ def _queue_wait(url: str, body: dict, jobs_each: int = 2) -> dict[str, Any]:
     }
 
 
-def _node_kill(url: str, body: dict, studio, jobs: int = 20) -> dict[str, Any]:
+def _node_kill(url: str, body: dict, studio, jobs: int) -> dict[str, Any]:
     say(f"stand-in: a burst of {jobs} with a GPU node killed halfway")
     ids = [_post(url, "/v1/jobs", {**body, "seed": 1000 + i})["id"] for i in range(jobs)]
     while True:
         records = [_get(url, f"/v1/jobs/{job_id}") for job_id in ids]
+        if all(r["status"] in ("done", "failed", "cancelled") for r in records):
+            raise RuntimeError(f"the burst of {jobs} ended before a node could be killed under one of its jobs")
         if sum(r["status"] == "done" for r in records) >= jobs // 2:
             victim = next((r for r in records if r["status"] == "generating" and r["worker"]), None)
             if victim is not None:
