@@ -1,20 +1,18 @@
 """A storyboard followed from script to pictures, and a shot redrawn: the flows the animatic uses.
 
-No bpy here. As with jobs.GenerationJob, `run()` blocks (background mode and
+No bpy here. Both are jobs.BackgroundJob: `run()` blocks (background mode and
 scripts) and `start()` runs it in a worker thread while the main thread polls.
 A board is the daemon's: it splits the script into shots and draws each as an
 ordinary job; this side only follows it and fetches the pictures.
 """
 
 import os
-import threading
-import time
 from dataclasses import dataclass
 from typing import Optional
 
-from .jobs import NETWORK_TIMEOUT_S, GeneratedImage, images_from_job, read_audio
+from .jobs import BackgroundJob, GeneratedImage, images_from_job, read_audio
 from .naming import name_from_prompt
-from .voicebrush_client import Client, VoicebrushError
+from .voicebrush_client import VoicebrushError
 
 SEED_MODES = (
     ("SAME", "Same Seed", "Every shot uses the same seed: one look across the board"),
@@ -94,65 +92,13 @@ def shot_picture(client, board_id, shot, job_result=None):
     return ShotPicture(index, text, picture)
 
 
-class _Followed(object):
-    """The fields a panel polls, replaced whole so a reader never sees half an update."""
-
-    def __init__(self, server, token, client=None):
-        self._client = client
-        self._server, self._token = server, token
-        self._cancel_requested = threading.Event()
-        self._thread = None
-        self.error = None
-        self.stage = "starting"
-        self.finished_at = None
-
-    def client(self):
-        return self._client or Client(self._server or None, self._token, timeout=NETWORK_TIMEOUT_S)
-
-    def start(self):
-        self._thread = threading.Thread(target=self.run, name="voicebrush-storyboard", daemon=True)
-        self._thread.start()
-        return self
-
-    def run(self):
-        """Block until the pictures are in or it failed; never raises."""
-        try:
-            self._run()
-            self.stage = "done"
-        except VoicebrushError as exc:
-            self._fail(exc)
-        except Exception as exc:  # a bug or an odd answer: still end readably
-            self._fail(VoicebrushError("%s: %s" % (type(exc).__name__, exc), code="internal"))
-        finally:
-            self.finished_at = time.monotonic()
-        return self
-
-    def cancel(self):
-        self._cancel_requested.set()
-
-    @property
-    def cancel_requested(self):
-        return self._cancel_requested.is_set()
-
-    @property
-    def finished(self):
-        return self.finished_at is not None
-
-    def wait(self, timeout=None):
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.finished
-
-    def _fail(self, error):
-        self.error = error
-        self.stage = "cancelled" if error.code == "cancelled" else "failed"
-
-
-class StoryboardJob(_Followed):
+class StoryboardJob(BackgroundJob):
     """A board created on the daemon and followed until every shot has ended."""
 
+    THREAD_NAME = "voicebrush-storyboard"
+
     def __init__(self, request, client=None):
-        super(StoryboardJob, self).__init__(request.server, request.token, client)
+        super(StoryboardJob, self).__init__(client)
         self.request = request
         self.board_id = None
         self.board = None
@@ -183,7 +129,7 @@ class StoryboardJob(_Followed):
     def _run(self):
         request = self.request
         request.check()
-        client = self.client()
+        client = self.connect(request.server, request.token)
         if request.audio_path:
             board = client.create_storyboard(audio=read_audio(request.audio_path),
                                              audio_filename=os.path.basename(request.audio_path),
@@ -213,11 +159,14 @@ class StoryboardJob(_Followed):
             self.ended += 1
 
 
-class RedoShotJob(_Followed):
+class RedoShotJob(BackgroundJob):
     """One shot of a board drawn again as a new job (optionally with new words or a seed)."""
 
+    THREAD_NAME = "voicebrush-redo-shot"
+
     def __init__(self, server, token, board_id, index, text=None, seed=None, client=None):
-        super(RedoShotJob, self).__init__(server, token, client)
+        super(RedoShotJob, self).__init__(client)
+        self._server, self._token = server, token
         self.board_id, self.index = board_id, int(index)
         self.text, self.seed = text, seed
         self.step = self.steps = 0
@@ -237,7 +186,7 @@ class RedoShotJob(_Followed):
         return "Redrawing shot %d..." % self.index
 
     def _run(self):
-        client = self.client()
+        client = self.connect(self._server, self._token)
         board = client.redo_shot(self.board_id, self.index, text=self.text, seed=self.seed)
         shot = next((shot for shot in board.get("shots") or [] if shot.get("index") == self.index), None)
         if shot is None or not shot.get("job"):

@@ -184,19 +184,84 @@ def drop_dictation(key):
         dictation.cancel()
 
 
-class GenerationJob(object):
-    """A generation followed on the daemon; its fields are what a panel shows.
+class BackgroundJob(object):
+    """Work on the daemon followed from a worker thread while the main thread polls.
 
-    The worker thread writes, the main thread reads: every field is replaced
-    whole under the lock, so a reader never sees half an update.
+    `run()` blocks (background mode and scripts) and never raises: a failure ends as
+    `error`, with the stage "failed" or "cancelled". `start()` runs it in a daemon
+    thread. The worker writes and the main thread reads, so every field is replaced
+    whole under the lock and a reader never sees half an update.
     """
 
-    def __init__(self, request, client=None):
-        self.request = request
+    THREAD_NAME = "voicebrush-job"
+
+    def __init__(self, client=None):
         self._client = client
         self._lock = threading.Lock()
         self._cancel_requested = threading.Event()
         self._thread = None
+        self.stage = "starting"
+        self.error = None
+        self.finished_at = None
+
+    def connect(self, server, token):
+        """The client given at construction (tests), or one for this server and token."""
+        return self._client or Client(server or None, token, timeout=NETWORK_TIMEOUT_S)
+
+    def start(self):
+        """Run in a daemon thread; poll `finished` from the main thread."""
+        self._thread = threading.Thread(target=self.run, name=self.THREAD_NAME, daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self):
+        try:
+            self._run()
+            with self._lock:
+                self.stage = "done"
+        except VoicebrushError as exc:
+            self._fail(exc)
+        except Exception as exc:  # a bug or an odd answer: still end the job readably
+            self._fail(VoicebrushError("%s: %s" % (type(exc).__name__, exc), code="internal"))
+        finally:
+            self.finished_at = time.monotonic()
+        return self
+
+    def _run(self):
+        """The work itself; raise VoicebrushError to end it with that message."""
+        raise NotImplementedError
+
+    def cancel(self):
+        """Ask the daemon to stop; a generation ends as `cancelled` within a denoising step."""
+        self._cancel_requested.set()
+
+    @property
+    def cancel_requested(self):
+        return self._cancel_requested.is_set()
+
+    @property
+    def finished(self):
+        return self.finished_at is not None
+
+    def wait(self, timeout=None):
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.finished
+
+    def _fail(self, error):
+        with self._lock:
+            self.error = error
+            self.stage = "cancelled" if error.code == "cancelled" else "failed"
+
+
+class GenerationJob(BackgroundJob):
+    """A generation followed on the daemon; its fields are what a panel shows."""
+
+    THREAD_NAME = "voicebrush-generate"
+
+    def __init__(self, request, client=None):
+        super(GenerationJob, self).__init__(client)
+        self.request = request
         spoken = (request.audio_path or request.dictation) and not request.prompt.strip()
         self.stage = "transcribing" if spoken else "generating"
         self.step = 0
@@ -207,44 +272,27 @@ class GenerationJob(object):
         self.preview_serial = 0
         self.images = []
         self.job_record = None
-        self.error = None
         self.events_seen = []  # event names in the order they came (partial, transcript, progress...)
         self.partial = ("", "")  # a streamed take's latest words: (text, stable prefix)
         self.started_at = time.monotonic()
-        self.finished_at = None
 
     # -- running ------------------------------------------------------------
 
-    def start(self):
-        """Run in a daemon thread; poll `finished` from the main thread."""
-        self._thread = threading.Thread(target=self.run, name="voicebrush-generate", daemon=True)
-        self._thread.start()
-        return self
-
-    def run(self):
-        """Block until the images are fetched or the job failed; never raises."""
-        try:
-            self.request.check()
-            if self.request.dictation:
-                result = self._follow_dictation()
-            else:
-                result = self._submit_and_follow()
-            if not result.images:
-                raise VoicebrushError("The daemon finished without an image.", code="no_image")
-            images = images_from_job(result.job, result.images, self.request.source)
-            with self._lock:
-                self.job_record = result.job
-                self.transcript = result.transcript or self.transcript
-                self.prompt = result.prompt or self.prompt
-                self.images = images
-                self.stage = "done"
-        except VoicebrushError as exc:
-            self._fail(exc)
-        except Exception as exc:  # a bug or an odd answer: still end the job readably
-            self._fail(VoicebrushError("%s: %s" % (type(exc).__name__, exc), code="internal"))
-        finally:
-            self.finished_at = time.monotonic()
-        return self
+    def _run(self):
+        """Until the images are fetched."""
+        self.request.check()
+        if self.request.dictation:
+            result = self._follow_dictation()
+        else:
+            result = self._submit_and_follow()
+        if not result.images:
+            raise VoicebrushError("The daemon finished without an image.", code="no_image")
+        images = images_from_job(result.job, result.images, self.request.source)
+        with self._lock:
+            self.job_record = result.job
+            self.transcript = result.transcript or self.transcript
+            self.prompt = result.prompt or self.prompt
+            self.images = images
 
     def _follow_dictation(self):
         """A take streamed while it was recorded: its end, then the job to its pictures."""
@@ -260,7 +308,7 @@ class GenerationJob(object):
 
     def _submit_and_follow(self):
         audio = read_audio(self.request.audio_path) if self.request.audio_path else None
-        client = self._client or Client(self.request.server or None, self.request.token, timeout=NETWORK_TIMEOUT_S)
+        client = self.connect(self.request.server, self.request.token)
         return client.run_job(
             prompt=self.request.prompt or None,
             audio=audio,
@@ -269,23 +317,6 @@ class GenerationJob(object):
             cancelled=self._cancel_requested.is_set,
             **dict(self.request.options(), **self.request.pictures())
         )
-
-    def cancel(self):
-        """Ask the daemon to stop; the job ends as `cancelled` within a denoising step."""
-        self._cancel_requested.set()
-
-    @property
-    def cancel_requested(self):
-        return self._cancel_requested.is_set()
-
-    @property
-    def finished(self):
-        return self.finished_at is not None
-
-    def wait(self, timeout=None):
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.finished
 
     # -- what the panel shows ----------------------------------------------
 
@@ -330,10 +361,6 @@ class GenerationJob(object):
                     except (ValueError, TypeError):
                         pass  # a broken preview is not worth failing the job
 
-    def _fail(self, error):
-        with self._lock:
-            self.error = error
-            self.stage = "cancelled" if error.code == "cancelled" else "failed"
 
 
 class LastResult(object):
@@ -356,37 +383,19 @@ class LastResult(object):
         self._request = self._images = None
 
 
-class Transcription(object):
+class Transcription(BackgroundJob):
     """A recording sent to the daemon's transcription route in a worker thread (transcript only,
     for the artist to edit before generating)."""
 
+    THREAD_NAME = "voicebrush-transcribe"
+
     def __init__(self, wav, server="", token="", client=None):
+        super(Transcription, self).__init__(client)
         self.wav = wav
-        self._client = client or Client(server or None, token, timeout=NETWORK_TIMEOUT_S)
+        self._server, self._token = server, token
         self.text = None
-        self.error = None
-        self.finished = False
-        self._thread = None
 
-    def start(self):
-        self._thread = threading.Thread(target=self.run, name="voicebrush-transcribe", daemon=True)
-        self._thread.start()
-        return self
-
-    def run(self):
-        try:
-            self.text = self._client.transcribe(self.wav).strip()
-            if not self.text:
-                raise VoicebrushError("nothing heard", code="no_speech")
-        except VoicebrushError as exc:
-            self.error = exc
-        except Exception as exc:
-            self.error = VoicebrushError("%s: %s" % (type(exc).__name__, exc), code="internal")
-        finally:
-            self.finished = True
-        return self
-
-    def wait(self, timeout=None):
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.finished
+    def _run(self):
+        self.text = self.connect(self._server, self._token).transcribe(self.wav).strip()
+        if not self.text:
+            raise VoicebrushError("nothing heard", code="no_speech")
