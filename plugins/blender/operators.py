@@ -72,7 +72,42 @@ def camera_pictures(context, source, size, server, token, render_engine="AUTO"):
     return size, {"image": scene_capture.render_picture(context, width, height, render_engine)}
 
 
-class VOICEBRUSH_OT_generate(Operator):
+class FollowsAJobModally(object):
+    """In the UI a job runs in a worker thread and the operator follows it on timer events.
+
+    Esc asks the job to cancel, each tick shows its progress, and once it has ended the
+    operator's `_finish(context, job)` changes the scene on the main thread: bpy is not
+    safe to touch from the worker.
+    """
+
+    def _follow(self, context, job):
+        self._job = job.start()
+        progress.started(job, self)
+        window_manager = context.window_manager
+        self._timer = window_manager.event_timer_add(TIMER_INTERVAL_S, window=context.window)
+        window_manager.modal_handler_add(self)
+        self._show_progress(context)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = self._job
+        if event.type == "ESC" and event.value == "PRESS" and not job.finished:
+            job.cancel()
+            self._show_progress(context)
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        self._show_progress(context)
+        if not job.finished:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        set_status_bar(context, None)
+        progress.ended(job)
+        panel.redraw(context)
+        return self._finish(context, job)
+
+
+class VOICEBRUSH_OT_generate(FollowsAJobModally, Operator):
     """Generate a picture from a prompt or a recording and put it in the scene"""
 
     bl_idname = "voicebrush.generate"
@@ -138,27 +173,8 @@ class VOICEBRUSH_OT_generate(Operator):
             return self._fail(exc)
         self._view = placement.view_of(context)
         self._transcript_shown = False
-        self._job = jobs.GenerationJob(request).start()
-        progress.started(self._job, self)
         panel.clear_preview()
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(TIMER_INTERVAL_S, window=context.window)
-        window_manager.modal_handler_add(self)
-        self._show_progress(context)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        job = self._job
-        if event.type == "ESC" and event.value == "PRESS" and not job.finished:
-            job.cancel()
-            self._show_progress(context)
-            return {"RUNNING_MODAL"}
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        self._show_progress(context)
-        if not job.finished:
-            return {"PASS_THROUGH"}
-        return self._finish(context)
+        return self._follow(context, jobs.GenerationJob(request))
 
     def _show_progress(self, context):
         job = self._job
@@ -171,12 +187,7 @@ class VOICEBRUSH_OT_generate(Operator):
         set_status_bar(context, "Voicebrush: %s  (Esc to cancel)" % job.status_line())
         panel.redraw(context)
 
-    def _finish(self, context):
-        job = self._job
-        context.window_manager.event_timer_remove(self._timer)
-        set_status_bar(context, None)
-        progress.ended(job)
-        panel.redraw(context)
+    def _finish(self, context, job):
         if job.error is not None:
             return self._fail(job.error)
         _last_result.remember(job.request, job.images)

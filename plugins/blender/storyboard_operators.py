@@ -15,7 +15,7 @@ from bpy.types import Operator
 from . import animatic, boards, framing, jobs, operators, panel, placement, preferences, progress, scene_capture, status
 
 
-class _FollowsADaemonJob(object):
+class _FollowsADaemonJob(operators.FollowsAJobModally):
     """The shared run: block in execute(); in invoke(), a worker thread followed on timer events."""
 
     def execute(self, context):
@@ -28,7 +28,7 @@ class _FollowsADaemonJob(object):
             job.run()
         finally:
             progress.ended(job)
-        return self._end(context, job)
+        return self._finish(context, job)
 
     def invoke(self, context, event):
         if operators.runs_to_completion():
@@ -37,36 +37,13 @@ class _FollowsADaemonJob(object):
             job = self._job_for(context)
         except operators.REQUEST_ERRORS as exc:
             return operators.report_failure(self, exc)
-        self._job = job.start()
-        progress.started(job, self)
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(operators.TIMER_INTERVAL_S, window=context.window)
-        window_manager.modal_handler_add(self)
-        self._show_progress(context)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        job = self._job
-        if event.type == "ESC" and event.value == "PRESS" and not job.finished:
-            job.cancel()
-            self._show_progress(context)
-            return {"RUNNING_MODAL"}
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        self._show_progress(context)
-        if not job.finished:
-            return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
-        operators.set_status_bar(context, None)
-        progress.ended(job)
-        panel.redraw(context)
-        return self._end(context, job)
+        return self._follow(context, job)
 
     def _show_progress(self, context):
         operators.set_status_bar(context, "Voicebrush: %s  (Esc to cancel)" % self._job.status_line())
         panel.redraw(context)
 
-    def _end(self, context, job):
+    def _finish(self, context, job):
         if job.error is not None:
             return operators.report_failure(self, job.error)
         try:
