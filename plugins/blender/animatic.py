@@ -102,7 +102,7 @@ def replace_shot(context, camera, shot):
     captions = _strips(scene, board_id, shot.index, "caption")
     image = placement.add_image(shot.picture)
     camera.data.background_images.clear()
-    _add_background(camera, image)
+    placement.show_behind(camera, image)
     if pictures:
         strip = pictures[0]
         path = strip_file(image)
@@ -184,19 +184,9 @@ def _shot_camera(source, name, collection):
 
 def _show_picture(context, camera, shot, editor, channel, frame, length):
     image = placement.add_image(shot.picture)
-    _add_background(camera, image)
+    placement.show_behind(camera, image)
     _add_picture_strip(editor, image, camera[BOARD_KEY], shot.index, channel, frame, length)
     return image
-
-
-def _add_background(camera, image):
-    camera.data.show_background_images = True
-    background = camera.data.background_images.new()
-    background.source = "IMAGE"
-    background.image = image
-    background.alpha = 1.0
-    background.display_depth = "BACK"
-    background.frame_method = "FIT"
 
 
 def _add_picture_strip(editor, image, board_id, index, channel, frame, length):

@@ -9,7 +9,7 @@ import math
 import bpy
 from mathutils import Euler, Matrix, Quaternion, Vector
 
-from . import framing, projection
+from . import framing, materials, projection
 
 PLACEMENTS = (
     ("REFERENCE", "Reference", "An image empty facing the view", "IMAGE_REFERENCE", 0),
@@ -132,7 +132,7 @@ def add_plane(context, image, properties, distance=10.0, view=None):
     uv_layer = mesh.uv_layers.new(name="UVMap")
     for loop, uv in zip(uv_layer.data, ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))):
         loop.uv = uv
-    mesh.materials.append(_image_material(image))
+    mesh.materials.append(materials.picture_material(image))
     mesh.update()
 
     plane = bpy.data.objects.new(image.name, mesh)
@@ -147,6 +147,12 @@ def add_camera_background(context, image):
     camera = _scene_camera(context)
     if camera is None:
         raise PlacementError(NO_CAMERA_MESSAGE)
+    show_behind(camera, image)
+    return camera
+
+
+def show_behind(camera, image):
+    """`image` as a background of `camera`, fitted to its frame and seen in camera view."""
     camera.data.show_background_images = True
     background = camera.data.background_images.new()
     background.source = "IMAGE"
@@ -154,27 +160,6 @@ def add_camera_background(context, image):
     background.alpha = 1.0
     background.display_depth = "BACK"
     background.frame_method = "FIT"
-    return camera
-
-
-def _image_material(image):
-    """Shadeless (emission) so the plane shows the picture as generated, whatever the lighting."""
-    material = bpy.data.materials.new(image.name)
-    if material.node_tree is None:  # Blender 4.x: a new material has no nodes yet
-        material.use_nodes = True
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    nodes.clear()
-    texture = nodes.new("ShaderNodeTexImage")
-    texture.image = image
-    texture.location = (-400, 0)
-    emission = nodes.new("ShaderNodeEmission")
-    emission.location = (-100, 0)
-    output = nodes.new("ShaderNodeOutputMaterial")
-    output.location = (150, 0)
-    links.new(texture.outputs["Color"], emission.inputs["Color"])
-    links.new(emission.outputs["Emission"], output.inputs["Surface"])
-    nodes.active = texture  # what Workbench's Texture colour and Solid view show
-    return material
 
 
 def _facing(context, view):

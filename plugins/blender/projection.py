@@ -9,6 +9,8 @@ materials are kept, so reassigning the faces brings the old look back.
 
 import bpy
 
+from . import materials
+
 MODIFIER_NAME = "Voicebrush Projection"
 UV_PREFIX = "Voicebrush "
 # Blender's limit on a mesh's UV maps.
@@ -71,7 +73,7 @@ def project(context, image, camera, object_names):
 
     # A name no mesh uses yet, so the material's UV Map node reads this projection on every mesh.
     uv_name = _unused_uv_name(uv_name, meshes)
-    material = projection_material(image, uv_name)
+    material = materials.picture_material(image, uv_name)
     for mesh in meshes:
         # The modifier writes into this layer; do_init=False: nothing to copy from the active one.
         mesh.uv_layers.new(name=uv_name, do_init=False)
@@ -100,29 +102,3 @@ def _unused_uv_name(name, meshes):
         candidate = name.encode("utf-8")[:MAX_UV_NAME_BYTES - len(suffix)].decode("utf-8", "ignore") + suffix
         number += 1
     return candidate
-
-
-def projection_material(image, uv_name):
-    """Shadeless (emission), as the other placements: seen through the camera, the picture as generated.
-    Outside the camera's frame the texture is clipped, not repeated."""
-    material = bpy.data.materials.new(image.name)
-    if material.node_tree is None:  # Blender 4.x: a new material has no nodes yet
-        material.use_nodes = True
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    nodes.clear()
-    uv_map = nodes.new("ShaderNodeUVMap")
-    uv_map.uv_map = uv_name
-    uv_map.location = (-650, 0)
-    texture = nodes.new("ShaderNodeTexImage")
-    texture.image = image
-    texture.extension = "CLIP"
-    texture.location = (-400, 0)
-    emission = nodes.new("ShaderNodeEmission")
-    emission.location = (-100, 0)
-    output = nodes.new("ShaderNodeOutputMaterial")
-    output.location = (150, 0)
-    links.new(uv_map.outputs["UV"], texture.inputs["Vector"])
-    links.new(texture.outputs["Color"], emission.inputs["Color"])
-    links.new(emission.outputs["Emission"], output.inputs["Surface"])
-    nodes.active = texture
-    return material
