@@ -14,8 +14,10 @@ from voicebrush_daemon.jobs.retention import DAY_S, Retention, expired
 from voicebrush_daemon.server.state import STORE
 
 from test_api import FAST, assert_error
-from voicebrush_testing import wait_job
-from voicebrush_testing import wait_ready
+from voicebrush_testing import wait_job, wait_ready
+
+# The history is the front door's: the same with the models in process or on the studio cluster.
+pytestmark = pytest.mark.both_backends
 
 NOW = 1_800_000_000.0
 
