@@ -10,7 +10,9 @@
 
 Backends: a test module or test marked `both_backends` runs once with the models in
 process and once as the front door of the studio cluster (`make_app` and `client` build
-either); `in_process_only` keeps one test of such a module to the first.
+either); `in_process_only` keeps one test of such a module to the first. A module that
+drives a real `voicebrush serve` with a client we did not write (the OpenAI SDK, webuiapi)
+launches it with `serve_args`, which does the same.
 """
 
 from __future__ import annotations
@@ -66,6 +68,31 @@ def pytest_generate_tests(metafunc):
 def app_backend(request) -> str:
     """Where make_app's models run: "in-process" (the default) or "ray" (the studio cluster)."""
     return getattr(request, "param", "in-process")
+
+
+def front_door_args(studio) -> tuple[str, ...]:
+    """`voicebrush serve` arguments of a front door of the studio cluster."""
+    return ("--ray", studio.address, "--replicas", "2", "--replica-data-dir", str(studio.models_root))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def serve_args(request) -> tuple[str, ...]:
+    """For a module's one real `voicebrush serve` (launch_daemon), run once per backend: no
+    extra arguments, then those of a front door of the studio cluster."""
+    if request.param == "in-process":
+        return ()
+    return front_door_args(request.getfixturevalue("studio"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def plugin_daemon(request, tmp_path_factory):
+    """What the plugins' shared client talks to, once per backend: the session's tiny daemon,
+    then a real `voicebrush serve --ray` in front of the studio cluster."""
+    if request.param == "in-process":
+        return request.getfixturevalue("tiny_daemon")
+    daemon = launch_daemon(tmp_path_factory.mktemp("front-door") / "data", *front_door_args(request.getfixturevalue("studio")), timeout=300)
+    request.addfinalizer(daemon.stop)
+    return daemon
 
 
 @pytest.fixture(scope="session")

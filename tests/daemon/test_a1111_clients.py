@@ -25,10 +25,11 @@ TOKEN = "webui-test-token-0123456789"
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
+def daemon(tmp_path_factory, serve_args):
+    """Once in process, once as the studio cluster's front door (conftest `serve_args`)."""
     from voicebrush_testing import launch_daemon
 
-    daemon = launch_daemon(tmp_path_factory.mktemp("a1111") / "data", token=TOKEN)
+    daemon = launch_daemon(tmp_path_factory.mktemp("a1111") / "data", *serve_args, token=TOKEN, timeout=300)
     yield daemon
     daemon.stop()
 

@@ -1,4 +1,5 @@
-"""The shared plugin client against a real tiny daemon, and its pure helpers."""
+"""The shared plugin client against a real tiny daemon (in process, and as the studio cluster's
+front door: the plugins notice nothing), and its pure helpers."""
 
 import io
 import socket
@@ -23,15 +24,15 @@ SPEECH = ROOT / "tests" / "fixtures" / "speech"
 # -- against the daemon ----------------------------------------------------------
 
 
-def test_health_reports_ready_models(tiny_daemon):
-    health = vc.Client(tiny_daemon.url).health()
+def test_health_reports_ready_models(plugin_daemon):
+    health = vc.Client(plugin_daemon.url).health()
     assert health["status"] == "ok"
     assert health["models"]["native_size"] == "256x256"
 
 
-def test_run_job_follows_events_and_fetches_pngs(tiny_daemon):
+def test_run_job_follows_events_and_fetches_pngs(plugin_daemon):
     events = []
-    result = vc.Client(tiny_daemon.url).run_job(
+    result = vc.Client(plugin_daemon.url).run_job(
         "a red fox in the snow", on_event=lambda name, data: events.append((name, data)),
         steps=4, size=(128, 64), seed=11, n=2, negative_prompt="blurry")
     names = [name for name, _ in events]
@@ -42,9 +43,9 @@ def test_run_job_follows_events_and_fetches_pngs(tiny_daemon):
     assert [vc.png_size(png) for png in result.images] == [(128, 64), (128, 64)]
 
 
-def test_dictation_job_from_audio_reports_the_transcript(tiny_daemon):
+def test_dictation_job_from_audio_reports_the_transcript(plugin_daemon):
     events = []
-    result = vc.Client(tiny_daemon.url).run_job(
+    result = vc.Client(plugin_daemon.url).run_job(
         audio=(SPEECH / "fox_44k_stereo.wav").read_bytes(), audio_filename="fox.wav",
         on_event=lambda name, data: events.append(name), steps=4, size="64x64")
     # "a red fox in the snow"; "fox" alone is CPU-fragile ("a red box"): test_speech_heard_elsewhere.py
@@ -53,20 +54,20 @@ def test_dictation_job_from_audio_reports_the_transcript(tiny_daemon):
     assert len(result.images) == 1
 
 
-def test_transcribe(tiny_daemon):
-    text = vc.Client(tiny_daemon.url).transcribe((SPEECH / "demo_prompt.wav").read_bytes())
+def test_transcribe(plugin_daemon):
+    text = vc.Client(plugin_daemon.url).transcribe((SPEECH / "demo_prompt.wav").read_bytes())
     assert "misty" in text.lower() or "harbo" in text.lower()
 
 
-def test_no_speech_is_a_readable_error(tiny_daemon):
+def test_no_speech_is_a_readable_error(plugin_daemon):
     with pytest.raises(vc.VoicebrushError) as raised:
-        vc.Client(tiny_daemon.url).run_job(audio=Path("/usr/share/sounds/alsa/Noise.wav").read_bytes(), steps=4)
+        vc.Client(plugin_daemon.url).run_job(audio=Path("/usr/share/sounds/alsa/Noise.wav").read_bytes(), steps=4)
     assert raised.value.code == "no_speech"
     assert "No speech was heard" in str(raised.value)
 
 
-def test_cancel_while_running(tiny_daemon):
-    client = vc.Client(tiny_daemon.url)
+def test_cancel_while_running(plugin_daemon):
+    client = vc.Client(plugin_daemon.url)
     seen_progress = threading.Event()
     started = time.monotonic()
     with pytest.raises(vc.VoicebrushError) as raised:
@@ -77,8 +78,8 @@ def test_cancel_while_running(tiny_daemon):
     assert client.list_jobs(limit=1)[0]["status"] == "cancelled"
 
 
-def test_polling_fallback_when_events_are_not_offered(tiny_daemon, monkeypatch):
-    client = vc.Client(tiny_daemon.url)
+def test_polling_fallback_when_events_are_not_offered(plugin_daemon, monkeypatch):
+    client = vc.Client(plugin_daemon.url)
 
     def no_stream(*args, **kwargs):
         raise vc.VoicebrushError("no stream here", code="http_404", status=404)
@@ -97,13 +98,13 @@ def _png(image):
     return buffer.getvalue()
 
 
-def test_jobs_that_start_from_pictures(tiny_daemon):
+def test_jobs_that_start_from_pictures(plugin_daemon):
     """What the Krita and Blender plugins send: the canvas (img2img), the canvas and a
     selection (inpaint), the scene's depth; PNG bytes in, the record naming each input."""
     import numpy as np
     from PIL import Image
 
-    client = vc.Client(tiny_daemon.url)
+    client = vc.Client(plugin_daemon.url)
     rng = np.random.default_rng(4)
     canvas = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "RGB")
     result = client.run_job("a forest at dusk", image=_png(canvas), strength=0.5, steps=2, size=(64, 64), seed=3)
@@ -147,10 +148,10 @@ def test_jobs_that_start_from_pictures(tiny_daemon):
 BOARD = {"size": "64x64", "steps": 2}
 
 
-def test_run_storyboard_follows_every_shot_and_fetches_the_sheets(tiny_daemon):
+def test_run_storyboard_follows_every_shot_and_fetches_the_sheets(plugin_daemon):
     import pypdf
 
-    client = vc.Client(tiny_daemon.url)
+    client = vc.Client(plugin_daemon.url)
     events = []
     board = client.run_storyboard(
         "Shot one, a lighthouse at dusk. Next shot, the keeper without people. Cut to a ship in the storm.",
@@ -169,8 +170,8 @@ def test_run_storyboard_follows_every_shot_and_fetches_the_sheets(tiny_daemon):
     assert client.list_storyboards(limit=1)[0]["id"] == board["id"]
 
 
-def test_create_get_events_and_sequence_seeds(tiny_daemon):
-    client = vc.Client(tiny_daemon.url)
+def test_create_get_events_and_sequence_seeds(plugin_daemon):
+    client = vc.Client(plugin_daemon.url)
     board = client.create_storyboard(shots=["a door", "a hall"], seed=40, seed_mode="sequence", size=(64, 64), steps=1)
     assert [shot["seed"] for shot in board["shots"]] == [40, 41] and board["status"] == "running"
     events = list(client.storyboard_events(board["id"]))  # ends by itself after the board's done
@@ -181,15 +182,15 @@ def test_create_get_events_and_sequence_seeds(tiny_daemon):
     assert client.get_job(again["shots"][0]["job"])["storyboard"] == board["id"]
 
 
-def test_a_dictated_script_from_a_wav(tiny_daemon):
-    client = vc.Client(tiny_daemon.url)
+def test_a_dictated_script_from_a_wav(plugin_daemon):
+    client = vc.Client(plugin_daemon.url)
     board = client.run_storyboard(audio=(SPEECH / "storyboard.wav").read_bytes(), audio_filename="take.wav", language="en", **BOARD)
     assert "lighthouse" in board["transcript"].lower()
     assert len(board["shots"]) == 3 and board["status"] == "done"
 
 
-def test_redo_a_shot_and_follow_its_job(tiny_daemon):
-    client = vc.Client(tiny_daemon.url)
+def test_redo_a_shot_and_follow_its_job(plugin_daemon):
+    client = vc.Client(plugin_daemon.url)
     board = client.run_storyboard(shots=["a cat", "a dog"], seed=3, **BOARD)
     old = board["shots"][0]["job"]
     redone = client.redo_shot(board["id"], 1, text="a lynx")
@@ -203,8 +204,8 @@ def test_redo_a_shot_and_follow_its_job(tiny_daemon):
     assert raised.value.status == 404 and raised.value.code == "shot_not_found"
 
 
-def test_cancel_a_board_from_the_caller(tiny_daemon):
-    client = vc.Client(tiny_daemon.url)
+def test_cancel_a_board_from_the_caller(plugin_daemon):
+    client = vc.Client(plugin_daemon.url)
     first_done = threading.Event()
 
     def on_event(name, data):
@@ -217,8 +218,8 @@ def test_cancel_a_board_from_the_caller(tiny_daemon):
     assert board["shots"][0]["status"] == "done" and board["shots"][-1]["status"] == "cancelled"
 
 
-def test_follow_storyboard_polls_when_the_stream_breaks(tiny_daemon, monkeypatch):
-    client = vc.Client(tiny_daemon.url)
+def test_follow_storyboard_polls_when_the_stream_breaks(plugin_daemon, monkeypatch):
+    client = vc.Client(plugin_daemon.url)
 
     def no_stream(*args, **kwargs):
         raise vc.VoicebrushError("no stream here", code="http_404", status=404)
@@ -233,8 +234,8 @@ def test_follow_storyboard_polls_when_the_stream_breaks(tiny_daemon, monkeypatch
     assert events[-1][0] == "done" and "index" not in events[-1][1]
 
 
-def test_storyboard_errors_read_as_sentences(tiny_daemon):
-    client = vc.Client(tiny_daemon.url)
+def test_storyboard_errors_read_as_sentences(plugin_daemon):
+    client = vc.Client(plugin_daemon.url)
     with pytest.raises(vc.VoicebrushError) as raised:
         client.create_storyboard(script="\n".join("a panel %d" % i for i in range(65)), **BOARD)
     assert raised.value.code == "too_many_shots" and "at most 64 shots" in str(raised.value)

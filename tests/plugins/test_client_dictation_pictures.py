@@ -36,8 +36,8 @@ def speech_pcm():
         return clip.getframerate(), clip.readframes(clip.getnframes())
 
 
-def test_a_streamed_take_carries_its_depth(tiny_daemon):
-    client = vc.Client(tiny_daemon.url)
+def test_a_streamed_take_carries_its_depth(plugin_daemon):
+    client = vc.Client(plugin_daemon.url)
     rate, pcm = speech_pcm()
     dictation = client.start_dictation(rate=rate, depth=grey_png(), **FAST)
     assert dictation.streaming
@@ -49,7 +49,7 @@ def test_a_streamed_take_carries_its_depth(tiny_daemon):
     assert result.images and result.images[0][:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_without_streaming_the_pictures_go_with_the_whole_take(tiny_daemon, monkeypatch):
+def test_without_streaming_the_pictures_go_with_the_whole_take(plugin_daemon, monkeypatch):
     real_call = vc.Client._call
 
     def older_daemon(self, method, path, body=None, *args, **kwargs):
@@ -58,7 +58,7 @@ def test_without_streaming_the_pictures_go_with_the_whole_take(tiny_daemon, monk
         return real_call(self, method, path, body, *args, **kwargs)
 
     monkeypatch.setattr(vc.Client, "_call", older_daemon)
-    client = vc.Client(tiny_daemon.url)
+    client = vc.Client(plugin_daemon.url)
     rate, pcm = speech_pcm()
     dictation = client.start_dictation(rate=rate, image=grey_png(), strength=0.5, **FAST)
     assert not dictation.streaming
@@ -69,6 +69,6 @@ def test_without_streaming_the_pictures_go_with_the_whole_take(tiny_daemon, monk
     assert set(result.job["inputs"]) == {"image"}
 
 
-def test_a_picture_must_be_png_bytes(tiny_daemon):
+def test_a_picture_must_be_png_bytes(plugin_daemon):
     with pytest.raises(TypeError, match="depth must be PNG bytes"):
-        vc.Client(tiny_daemon.url).start_dictation(depth="not bytes")
+        vc.Client(plugin_daemon.url).start_dictation(depth="not bytes")

@@ -69,8 +69,8 @@ def one_shot(client, pcm, rate=16000):
     return client.transcribe(vc.encode_wav(pcm, rate), filename="take.wav")
 
 
-def test_a_recorded_take_streams_shows_partials_and_ends_in_the_one_shot_transcript(tiny_daemon):
-    client = vc.Client(tiny_daemon.url)
+def test_a_recorded_take_streams_shows_partials_and_ends_in_the_one_shot_transcript(plugin_daemon):
+    client = vc.Client(plugin_daemon.url)
     partials = []
     dictation = client.start_dictation(on_partial=lambda text, stable: partials.append((text, stable)), **FAST)
     assert dictation.streaming and dictation.job_id
@@ -95,8 +95,8 @@ def test_a_recorded_take_streams_shows_partials_and_ends_in_the_one_shot_transcr
 
 
 @pytest.mark.parametrize("rate", [48000, 22050])
-def test_dictate_sends_an_iterable_of_chunks_at_the_recorders_rate(tiny_daemon, rate):
-    client = vc.Client(tiny_daemon.url)
+def test_dictate_sends_an_iterable_of_chunks_at_the_recorders_rate(plugin_daemon, rate):
+    client = vc.Client(plugin_daemon.url)
     pcm = clip_pcm("fox_44k_stereo.wav", rate)
     chunks = (pcm[i:i + 4097] for i in range(0, len(pcm), 4097))  # odd sizes: samples split across chunks
     result = client.dictate(chunks, rate=rate, language="en", **FAST)
@@ -104,8 +104,8 @@ def test_dictate_sends_an_iterable_of_chunks_at_the_recorders_rate(tiny_daemon, 
     assert result.job["status"] == "done"
 
 
-def test_cancel_mid_take_cancels_the_job(tiny_daemon):
-    client = vc.Client(tiny_daemon.url)
+def test_cancel_mid_take_cancels_the_job(plugin_daemon):
+    client = vc.Client(plugin_daemon.url)
     dictation = client.start_dictation(**FAST)
     dictation.push(clip_pcm("castle.ogg")[:32000])
     dictation.cancel()
@@ -115,8 +115,8 @@ def test_cancel_mid_take_cancels_the_job(tiny_daemon):
     assert client.get_job(dictation.job_id)["status"] == "cancelled"
 
 
-def test_a_take_without_speech_is_the_no_speech_sentence(tiny_daemon):
-    client = vc.Client(tiny_daemon.url)
+def test_a_take_without_speech_is_the_no_speech_sentence(plugin_daemon):
+    client = vc.Client(plugin_daemon.url)
     dictation = client.start_dictation(**FAST)
     record(dictation, b"\0\0" * 16000, realtime=False)
     assert dictation.finish() == ""
@@ -193,25 +193,25 @@ class OlderDaemonStandIn(object):
 
 
 @pytest.fixture
-def older_daemon(tiny_daemon):
-    stand_in = OlderDaemonStandIn(tiny_daemon.url)
+def older_daemon(plugin_daemon):
+    stand_in = OlderDaemonStandIn(plugin_daemon.url)
     yield stand_in
     stand_in.close()
 
 
 @pytest.mark.parametrize("typed_prompt", [None, "a lighthouse"])
-def test_without_streaming_the_take_is_uploaded_whole_at_finish(older_daemon, tiny_daemon, typed_prompt):
+def test_without_streaming_the_take_is_uploaded_whole_at_finish(older_daemon, plugin_daemon, typed_prompt):
     client = vc.Client(older_daemon.url)
-    before = {job["id"] for job in vc.Client(tiny_daemon.url).list_jobs(limit=200)}
+    before = {job["id"] for job in vc.Client(plugin_daemon.url).list_jobs(limit=200)}
     dictation = client.start_dictation(prompt=typed_prompt, **FAST)
     assert not dictation.streaming and dictation.job_id is None
     pcm = clip_pcm("fox.mp3")
     record(dictation, pcm, realtime=False)
     transcript = dictation.finish()
     result = dictation.wait()
-    assert transcript == one_shot(vc.Client(tiny_daemon.url), pcm)
+    assert transcript == one_shot(vc.Client(plugin_daemon.url), pcm)
     assert result.transcript == transcript and len(result.images) == 1
     assert result.prompt == (typed_prompt or result.prompt)
     # The typed-prompt job the older daemon started for the streaming request was cancelled.
-    new_jobs = [job for job in vc.Client(tiny_daemon.url).list_jobs(limit=200) if job["id"] not in before]
+    new_jobs = [job for job in vc.Client(plugin_daemon.url).list_jobs(limit=200) if job["id"] not in before]
     assert sorted(job["status"] for job in new_jobs) == (["cancelled", "done"] if typed_prompt else ["done"])
