@@ -54,8 +54,9 @@ async def wait_job(client, job_id: str, timeout: float = 180.0) -> dict:
 
 
 
-async def read_events(response) -> list[tuple[str, dict]]:
-    """An SSE response, read to its end, as (event name, data) pairs."""
+async def read_events(response, on_event=None) -> list[tuple[str, dict]]:
+    """An SSE response, read to its end, as (event name, data) pairs. `on_event(name, data)`,
+    a coroutine function, is awaited on each as it comes, for a test that acts mid-stream."""
     events, name = [], None
     async for raw in response.content:
         line = raw.decode().rstrip("\n")
@@ -63,6 +64,8 @@ async def read_events(response) -> list[tuple[str, dict]]:
             name = line[7:]
         elif line.startswith("data: "):
             events.append((name, json.loads(line[6:])))
+            if on_event is not None:
+                await on_event(*events[-1])
     return events
 
 async def wait_generating(client, job_id: str, timeout: float = 120.0) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import math
 import wave
 from urllib.parse import urlsplit
@@ -179,16 +178,14 @@ async def test_events_are_each_shots_tagged_with_its_index_then_done(client):
 async def test_a_shot_redone_while_the_board_is_followed_shows_on_its_stream(client):
     board = await create(client, shots=["a cat", "a dog"], steps=20)
     old_job = board["shots"][1]["job"]
-    response = await client.get(f"/v1/storyboards/{board['id']}/events")
-    events, name, redone = [], None, None
-    async for raw in response.content:
-        line = raw.decode().rstrip("\n")
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            events.append((name, json.loads(line[6:])))
-            if redone is None and name == "progress":  # shot 1 is drawing, shot 2 waits
-                redone = await (await client.post(f"/v1/storyboards/{board['id']}/shots/2", json={"text": "a wolf"})).json()
+    redone = None
+
+    async def redo_shot_two(name, data):
+        nonlocal redone
+        if redone is None and name == "progress":  # shot 1 is drawing, shot 2 waits
+            redone = await (await client.post(f"/v1/storyboards/{board['id']}/shots/2", json={"text": "a wolf"})).json()
+
+    events = await read_events(await client.get(f"/v1/storyboards/{board['id']}/events"), on_event=redo_shot_two)
     new_job = redone["shots"][1]["job"]
     redo = [data for name, data in events if name == "redo"]
     assert redo == [{"index": 2, "job": new_job, "replaces": old_job, "text": "a wolf", "prompt": "a wolf", "seed": board["shots"][1]["seed"]}]
