@@ -27,7 +27,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
 from .base import SAMPLE_RATE, Segment, TranscribeOptions, Transcript
-from .voice_activity import checked_language, checked_samples, find_speech, joined_text, kept_segments, temperatures
+from .voice_activity import kept_segments, speech_request
 
 BEAM_SIZE = 5
 
@@ -145,19 +145,15 @@ class FasterWhisperTranscriber:
         return not self._model.model.is_multilingual
 
     def transcribe(self, samples: np.ndarray, options: TranscribeOptions = TranscribeOptions()) -> Transcript:
-        language = checked_language(options.language, english_only=self.english_only)
-        temperature = temperatures(options.temperature)
-        samples = checked_samples(samples)
-        duration = len(samples) / SAMPLE_RATE
-        stretches = find_speech(samples)
-        if stretches is None:
-            return Transcript(text="", language=language or "en", duration=duration)
-        raw, detected = self.decode_speech(stretches.samples, language, temperature, options.prompt)
+        request = speech_request(samples, options, english_only=self.english_only)
+        if request.stretches is None:
+            return request.transcript()
+        raw, detected = self.decode_speech(request.stretches.samples, request.language, request.temperature, options.prompt)
         segments = kept_segments(
             [Segment(start=s.start, end=s.end, text=s.text, no_speech_prob=s.no_speech_prob, avg_logprob=s.avg_logprob) for s in raw],
-            stretches,
+            request.stretches,
         )
-        return Transcript(text=joined_text(segments), language=detected or language or "en", duration=duration, segments=segments)
+        return request.transcript(segments, detected)
 
     def decode_speech(self, speech: np.ndarray, language, temperature, prompt):
         """(faster-whisper's segments, the language) for speech the VAD kept: in the short

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import SAMPLE_RATE, Segment, TranscribeOptions, Transcript
-from .voice_activity import checked_language, checked_samples, find_speech, joined_text, kept_segments, temperatures
+from .base import Segment, TranscribeOptions, Transcript
+from .voice_activity import kept_segments, speech_request
 
 BEAM_SIZE = 5  # as faster-whisper's default, so the two engines decode alike
 
@@ -46,19 +46,15 @@ class OpenAIWhisperTranscriber:
         return not self._model.is_multilingual
 
     def transcribe(self, samples: np.ndarray, options: TranscribeOptions = TranscribeOptions()) -> Transcript:
-        language = checked_language(options.language, english_only=self.english_only)
-        temperature = temperatures(options.temperature)
-        samples = checked_samples(samples)
-        duration = len(samples) / SAMPLE_RATE
-        stretches = find_speech(samples)
-        if stretches is None:
-            return Transcript(text="", language=language or "en", duration=duration)
-        sampling = temperature[0] > 0
+        request = speech_request(samples, options, english_only=self.english_only)
+        if request.stretches is None:
+            return request.transcript()
+        sampling = request.temperature[0] > 0
         result = self._model.transcribe(
-            stretches.samples,
-            language=language,
+            request.stretches.samples,
+            language=request.language,
             task="transcribe",
-            temperature=temperature,
+            temperature=request.temperature,
             # Beam search only applies at temperature 0; sampling uses best_of.
             beam_size=None if sampling else BEAM_SIZE,
             best_of=BEAM_SIZE if sampling else None,
@@ -77,10 +73,7 @@ class OpenAIWhisperTranscriber:
             )
             for s in result["segments"]
         ]
-        segments = kept_segments(raw, stretches)
-        return Transcript(
-            text=joined_text(segments), language=result.get("language") or language or "en", duration=duration, segments=segments
-        )
+        return request.transcript(kept_segments(raw, request.stretches), result.get("language"))
 
     def close(self) -> None:
         model, self._model = getattr(self, "_model", None), None

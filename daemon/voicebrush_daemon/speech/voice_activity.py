@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ApiError
-from .base import SAMPLE_RATE, Segment
+from .base import SAMPLE_RATE, Segment, TranscribeOptions, Transcript
 
 # Silero's default threshold; speech under a quarter second (a click, a cough) is not
 # a prompt. Silences shorter than a second stay inside one stretch so phrases are
@@ -143,3 +143,25 @@ def temperatures(temperature: float) -> tuple[float, ...]:
     if not np.isfinite(temperature) or temperature < 0 or temperature > 1:
         raise ApiError(400, "temperature must be a number from 0 to 1", "invalid_temperature", param="temperature")
     return (float(temperature),)
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    """A transcription checked the same way for every engine, with the speech found in it."""
+
+    language: str | None  # None: the engine detects it
+    temperature: tuple[float, ...]
+    duration: float  # seconds of the audio given
+    stretches: SpeechStretches | None  # None: no speech, so the engine is not run
+
+    def transcript(self, segments: tuple[Segment, ...] = (), detected: str | None = None) -> Transcript:
+        """What was heard: the kept segments joined, in the language the engine detected."""
+        return Transcript(text=joined_text(segments), language=detected or self.language or "en", duration=self.duration, segments=tuple(segments))
+
+
+def speech_request(samples: np.ndarray, options: TranscribeOptions, *, english_only: bool) -> SpeechRequest:
+    """Options and samples checked (a 400 ApiError if not), and the speech in the samples."""
+    language = checked_language(options.language, english_only=english_only)
+    temperature = temperatures(options.temperature)
+    samples = checked_samples(samples)
+    return SpeechRequest(language, temperature, len(samples) / SAMPLE_RATE, find_speech(samples))
