@@ -416,11 +416,8 @@ class VOICEBRUSH_OT_record(Operator):
                 self.report({"ERROR"}, str(exc).replace("Error: ", "", 1).strip())
                 return {"CANCELLED"}
             return {"FINISHED"} if result & {"FINISHED", "RUNNING_MODAL"} else {"CANCELLED"}
-        try:
-            transcription = jobs.Transcription(wav, prefs.server, prefs.token)
-        except VoicebrushError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+        # A bad server URL, as any failure, comes back as the transcription's error.
+        transcription = jobs.Transcription(wav, prefs.server, prefs.token)
         if blocking:
             return self._show_transcript(context, transcription.run())
         self._transcription = transcription.start()
