@@ -321,11 +321,17 @@ class Client(object):
         self.token = (token or "").strip()
         self.timeout = float(timeout)
         parts = urlsplit(self.server)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise VoicebrushError("not an http(s) URL: %r" % server, code="bad_url")
+        try:
+            port = parts.port
+        except ValueError:  # "host:abc", or past 65535: urlsplit only finds out when asked
+            port = -1
+        # Spaces and control characters would fail later, inside http.client, as something else.
+        odd = any(character.isspace() or not character.isprintable() for character in self.server)
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or odd:
+            raise VoicebrushError("%r is not a daemon address; give one like http://127.0.0.1:7860." % server, code="bad_url")
         self._scheme = parts.scheme
         self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._port = port or (443 if parts.scheme == "https" else 80)
         self._prefix = parts.path.rstrip("/")
 
     # -- routes -------------------------------------------------------------

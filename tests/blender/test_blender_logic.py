@@ -105,6 +105,18 @@ def test_job_against_a_dead_daemon_fails_readably():
     assert "Cannot reach the voicebrush daemon" in job.status_line()
 
 
+def test_a_transcription_ends_with_its_text_or_a_readable_error(tiny_daemon):
+    wav = (ROOT / "tests" / "fixtures" / "speech" / "demo_prompt.wav").read_bytes()
+    heard = jobs.Transcription(wav, tiny_daemon.url).start()
+    assert heard.wait(120) and heard.error is None and heard.text, heard.error
+    assert heard.stage == "done"
+    # A server that is not a URL, as a dead one, ends the same way: an error, no exception.
+    for server, code in (("not a url", "bad_url"), ("http://127.0.0.1:9", "unreachable")):
+        failed = jobs.Transcription(wav, server).run()
+        assert failed.finished and failed.stage == "failed" and failed.error.code == code, (server, failed.error)
+        assert failed.text is None
+
+
 def test_last_result_is_reused_only_for_the_same_request():
     cache = jobs.LastResult()
     request = jobs.GenerationRequest(prompt="fox", seed=3)

@@ -261,6 +261,25 @@ def test_wrong_token_is_a_401_sentence(start_daemon):
         assert "refused the token" in str(raised.value)
 
 
+@pytest.mark.parametrize("server", ["not a url", "localhost:99999", "http://box:abc", "ftp://box", "http://", "http://box\t:7860"])
+def test_a_server_that_is_no_address_is_a_bad_url_sentence(server):
+    """What an artist may type in the server field: a VoicebrushError the plugins report, never
+    a ValueError or http.client's InvalidURL from deep inside a request."""
+    with pytest.raises(vc.VoicebrushError) as caught:
+        vc.Client(server)
+    assert caught.value.code == "bad_url" and "http://127.0.0.1:7860" in str(caught.value)
+
+
+@pytest.mark.parametrize("server, where", [
+    ("localhost:7860", ("http", "localhost", 7860, "")),
+    ("https://box.example/voicebrush/", ("https", "box.example", 443, "/voicebrush")),
+    ("  http://[::1]:8000  ", ("http", "::1", 8000, "")),
+])
+def test_a_server_address_is_read_as_typed(server, where):
+    client = vc.Client(server)
+    assert (client._scheme, client._host, client._port, client._prefix) == where
+
+
 def test_dead_port_is_unreachable_within_seconds():
     url = "http://127.0.0.1:%d" % free_port()
     started = time.monotonic()
