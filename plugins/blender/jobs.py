@@ -215,6 +215,8 @@ class BackgroundJob(object):
         return self
 
     def run(self):
+        """Block until the work is done or has failed; never raises. "done" is set after
+        `_run` has put its results in, so a reader that sees it sees them."""
         try:
             self._run()
             with self._lock:
