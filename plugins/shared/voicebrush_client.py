@@ -525,7 +525,7 @@ class Client(object):
     # -- streamed dictation ---------------------------------------------------
 
     def start_dictation(self, rate=16000, language=None, prompt=None, on_partial=None, on_event=None,
-                        image=None, mask=None, depth=None, **options):
+                        image=None, mask=None, depth=None, transcribe_only=False, **options):
         """Start a spoken prompt that is sent while it is recorded; returns a Dictation.
 
         Feed it 16-bit little-endian mono PCM at `rate` (8000 to 48000 Hz) with push()
@@ -536,10 +536,14 @@ class Client(object):
         A daemon without streaming gets the whole take uploaded by finish(), as before.
         `image`, `mask`, `depth` (PNG bytes) and `strength` are submit_job's: the pictures
         go up with the job (base64 in its JSON), before the audio.
+        `transcribe_only`: the take is for its words (finish() returns them); the job ends
+        done and draws nothing. A daemon that predates it draws, so cancel() after finish().
         """
         fields = _job_fields(prompt, options)
         pictures = dict((role, part[1]) for role, part in _picture_files(image=image, mask=mask, depth=depth).items())
         fields["stream_audio"] = True
+        if transcribe_only:
+            fields["transcribe_only"] = True
         if language:
             fields["language"] = language
         body = dict(fields, **dict((role, base64.b64encode(data).decode("ascii")) for role, data in pictures.items()))

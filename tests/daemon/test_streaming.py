@@ -399,6 +399,54 @@ async def test_transcription_stream_true_sends_deltas_then_done(client):
     assert_error(await response.json(), "invalid_value", "stream")
 
 
+async def test_a_take_for_its_words_only_is_not_refused_by_a_full_queue(make_app, aiohttp_client):
+    """transcribe_only (the plugins' transcript-only takes): the words, and a record and
+    events as a drawing take's, but no picture, and no wait in the queue. So a full queue
+    (429 for anything that draws) does not cost the artist the words."""
+    client = await aiohttp_client(make_app(queue_size=1))
+    await wait_ready(client)
+    busy = []
+    for index in range(10):  # until it refuses: the workers (or replicas) busy, the queue full
+        response = await client.post("/v1/jobs", json={"prompt": f"busy {index}", "steps": 500, "size": "256x256"})
+        if response.status == 429:
+            break
+        busy.append((await response.json())["id"])
+        await asyncio.sleep(0.5)  # taken by a worker slot before the next is sent
+    else:
+        raise AssertionError("the queue never filled")
+    try:
+        words_only = await open_take(client, transcribe_only=True)
+        events: list = []
+        reader = asyncio.ensure_future(read_sse(await client.get(f"/v1/jobs/{words_only}/events"), events))
+        response = await client.post(f"/v1/jobs/{words_only}/audio", data=clip_pcm(), headers=pcm_type())
+        heard = await response.json()
+        assert response.status == 200 and heard["text"].strip(), heard
+        await asyncio.wait_for(reader, 60)
+        record = await (await client.get(f"/v1/jobs/{words_only}")).json()
+        assert record["status"] == "done" and record["images"] == [] and record["error"] is None, record
+        assert record["transcript"] == heard["text"].strip() and record["prompt"]
+        names = [name for name, _ in events]
+        assert "transcript" in names and names[-1] == "done" and "progress" not in names, names
+        assert dict(events)["transcript"]["transcript"] == record["transcript"]
+        # A take that would draw is refused at its end, as any picture is: its record keeps the words.
+        drawing = await open_take(client)
+        refused = await client.post(f"/v1/jobs/{drawing}/audio", data=clip_pcm(), headers=pcm_type())
+        assert refused.status == 429 and (await refused.json())["error"]["code"] == "queue_full"
+        kept = await (await client.get(f"/v1/jobs/{drawing}")).json()
+        assert kept["status"] == "failed" and kept["error"]["code"] == "queue_full" and kept["transcript"] == record["transcript"], kept
+    finally:
+        for job_id in busy:
+            await client.delete(f"/v1/jobs/{job_id}")
+    # The same samples, one-shot, once the queue has room: the same words.
+    assert heard["text"] == await one_shot(client, clip_pcm())
+
+
+async def test_transcribe_only_is_for_a_streamed_take(client):
+    response = await client.post("/v1/jobs", json={"prompt": "a fox", "transcribe_only": True})
+    body = await response.json()
+    assert response.status == 400 and body["error"]["param"] == "transcribe_only", body
+
+
 async def test_partials_and_the_final_do_not_wait_for_a_running_generation(client, app_backend):
     """The speech lane runs beside the model worker: while a long generation holds the
     worker, a streamed take still shows partials and gets its final transcript, and the

@@ -95,7 +95,8 @@ def test_a_live_take_streams_and_ends_with_the_one_shot_transcript(tiny_daemon):
     stable = [data["stable"] for _, data in partials]
     assert all(later.startswith(earlier) for earlier, later in zip(stable, stable[1:]))  # the settled part only grows
     job = json.load(urllib.request.urlopen(tiny_daemon.url + "/v1/jobs/" + take.dictation.job_id, timeout=10))
-    assert job["status"] == "cancelled" and not job["images"]  # a take for its words only draws nothing
+    # A take for its words only (transcribe_only) ends done and draws nothing.
+    assert job["status"] == "done" and not job["images"] and job["transcript"] == text.strip(), job
 
 
 def test_a_streamed_fill_starts_on_release_and_keeps_its_pictures(tiny_daemon):

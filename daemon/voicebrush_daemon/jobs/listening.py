@@ -3,7 +3,8 @@
     POST /v1/jobs {"stream_audio": true}  -> open():    the job, status "listening"
     POST /v1/jobs/{id}/audio (chunked)    -> receive(): partial events as it grows;
                                               at the end of the body, the final transcript,
-                                              and the job goes to the worker to generate.
+                                              and the job goes to the worker to generate
+                                              (or, transcribe_only, ends done with its words).
 
 Limits: at most `max_listening` takes at once (Realtime sessions count too), at most
 `max_take_seconds` of audio (413, the rest of the body read first), and a take with
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
+from .. import spoken
 from ..errors import ApiError, InvalidAudio
 from ..imaging.inputs import PictureInputs
 from ..live_audio import AudioTooLong, LiveAudio
@@ -30,7 +32,7 @@ from ..speech.base import TranscribeOptions, Transcript
 from ..speech.streaming import Partial
 from .events import EventHub
 from .live_transcription import LiveTranscription, SpeechLane
-from .model import CANCELLED, FAILED, LISTENING, QUEUED, TERMINAL, Job, error_body
+from .model import CANCELLED, DONE, FAILED, LISTENING, QUEUED, TERMINAL, Job, error_body
 from .store import JobStore, StorageError
 from .worker import JobQueue
 
@@ -65,6 +67,7 @@ class _Take:
     language: str | None
     pictures: PictureInputs | None  # what it starts from (a refine or fill by voice), if anything
     stopped: asyncio.Future  # resolves to the cancelling error body (or None) when cancelled
+    transcribe_only: bool = False  # for its words only: it ends with them and draws nothing
     watchdog: asyncio.TimerHandle | None = None
     live: LiveTranscription | None = None
     opened: float = field(default_factory=time.perf_counter)
@@ -118,12 +121,14 @@ class Listening:
 
     # ---- a listening job ----------------------------------------------------------
 
-    def open(self, job: Job, options: GenerationOptions, language: str | None = None, pictures: PictureInputs | None = None) -> Job:
+    def open(self, job: Job, options: GenerationOptions, language: str | None = None, pictures: PictureInputs | None = None,
+             transcribe_only: bool = False) -> Job:
         """Start listening for a job's audio; returns a copy of the record as accepted.
         What would refuse the job once it is heard (too much work, a mode's missing
         weights) refuses it now, before the artist speaks."""
         engines = self.queue._require_ready()
-        self.queue.check_work_and_mode(options, pictures)
+        if not transcribe_only:
+            self.queue.check_work_and_mode(options, pictures)
         self._require_slot()
         job.status = LISTENING
         job.model = engines.image.model_id
@@ -132,7 +137,7 @@ class Listening:
         except StorageError as exc:
             log.error("%s", exc)  # the take still runs; health reports the disk problem
         loop = asyncio.get_running_loop()
-        take = _Take(job, options, language, pictures, stopped=loop.create_future())
+        take = _Take(job, options, language, pictures, stopped=loop.create_future(), transcribe_only=transcribe_only)
         take.watchdog = loop.call_later(self.limits.audio_timeout_s, self._expire, job.id)
         self._takes[job.id] = take
         return Job.from_dict(job.to_dict())
@@ -182,8 +187,12 @@ class Listening:
         try:
             transcript = await self._listen(take, audio, read)
             self._takes.pop(job_id, None)
-            job.status = QUEUED
             job.timings.update(live.stats.summary())
+            if take.transcribe_only:
+                self._heard_only(take, transcript)
+                return transcript
+            job.status = QUEUED
+            job.transcript = transcript.text.strip()  # kept in the record if the queue refuses it
             self.queue.submit_job(job, take.options, pictures=take.pictures, heard=transcript)
             return transcript
         except asyncio.CancelledError:
@@ -287,6 +296,17 @@ class Listening:
             return  # gone or silent: nothing more to wait for
 
     # ---- ending ------------------------------------------------------------------
+
+    def _heard_only(self, take: _Take, transcript: Transcript) -> None:
+        """A take for its words: the record and events say what was heard, as a generating
+        job's would (transcript, prompt, negative prompt), and it ends done with no image."""
+        job = take.job
+        job.transcript = transcript.text.strip()
+        said = spoken.interpret(job.transcript)
+        job.prompt = take.options.prompt or said.prompt
+        job.negative_prompt = ", ".join(p for p in (take.options.negative_prompt, said.negative_prompt) if p)
+        self.hub.publish(job.id, "transcript", {"id": job.id, "transcript": job.transcript, "prompt": job.prompt, "negative_prompt": job.negative_prompt})
+        self._end(take, DONE, None)
 
     def _abandon(self, take: _Take, status: str, error: dict | None) -> None:
         """End a take that will not be queued: stop its partials, free its samples, record why."""

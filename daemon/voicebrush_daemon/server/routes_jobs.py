@@ -70,7 +70,7 @@ async def create_job(request: web.Request, body: JobRequest | JobForm) -> web.Re
     if isinstance(body, JobRequest) and body.stream_audio:
         # The speech streams in next (POST /v1/jobs/{id}/audio); a picture rides along.
         language = body.language.lower() if body.language else None
-        accepted = request.app[LISTENING].open(job, options, language=language, pictures=pictures)
+        accepted = request.app[LISTENING].open(job, options, language=language, pictures=pictures, transcribe_only=bool(body.transcribe_only))
         return web.json_response(accepted.public(image_url_maker(request)), status=202)
     samples, language = None, None
     if isinstance(body, JobForm):

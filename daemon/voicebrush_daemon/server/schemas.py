@@ -175,14 +175,24 @@ class JobRequest(GenerationFields):
     """POST /v1/jobs as JSON: a typed prompt, or a spoken one streamed as it is recorded,
     optionally over pictures sent as base64."""
 
-    # Either a prompt or stream_audio: the schema says so too (json_schema_extra below).
-    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["prompt"], "properties": {"prompt": {"type": "string"}}}, {"required": ["stream_audio"], "properties": {"stream_audio": {"const": True}}}]})
+    # Either a prompt or stream_audio, and transcribe_only only with stream_audio: the schema
+    # says so too (json_schema_extra), as the validator below checks.
+    model_config = ConfigDict(json_schema_extra={
+        "anyOf": [{"required": ["prompt"], "properties": {"prompt": {"type": "string"}}}, {"required": ["stream_audio"], "properties": {"stream_audio": {"const": True}}}],
+        "if": {"required": ["transcribe_only"], "properties": {"transcribe_only": {"const": True}}},
+        "then": {"required": ["stream_audio"], "properties": {"stream_audio": {"const": True}}},
+    })
 
     prompt: Prompt | None = Field(None, description="What to draw; required unless stream_audio, where it overrides the transcript.")
     stream_audio: bool | None = Field(
         None,
         description="true: the job starts listening (status listening) for its spoken prompt, sent to "
         "POST /v1/jobs/{id}/audio as raw PCM while it is recorded; partial events show the words as they come.",
+    )
+    transcribe_only: bool | None = Field(
+        None,
+        description="With stream_audio, true: the take is for its words only. The job ends done with its "
+        "transcript and draws nothing; it never waits in the queue, so a full one cannot refuse the words.",
     )
     language: Language | None = Field(None, description="With stream_audio: the language of the speech (ISO-639-1); default: detect.")
     image: PictureBase64 | None = Field(None, description=IMAGE_HELP + " Base64, raw or a data: URI.")
@@ -194,6 +204,8 @@ class JobRequest(GenerationFields):
     def _prompt_or_stream(self) -> "JobRequest":
         if not self.stream_audio and not self.prompt:
             raise PydanticCustomError("missing_field", "'prompt' is required unless 'stream_audio' is true.", {"param": "prompt"})
+        if self.transcribe_only and not self.stream_audio:
+            raise PydanticCustomError("invalid_value", "'transcribe_only' is for a take streamed with 'stream_audio': true.", {"param": "transcribe_only"})
         return self
 
 

@@ -83,8 +83,9 @@ class LiveTake(object):
     def transcript(self, client, cancelled=None, **options):
         """The whole of a take for its words only: stream it, wait for the artist, return the final transcript.
 
-        The listening job is stopped once its transcript is in, before it draws anything."""
-        dictation = self.start(client, **options)
+        The job is for the words only (it ends done and draws nothing); one from a daemon
+        that predates that is stopped once its transcript is in, before it draws anything."""
+        dictation = self.start(client, transcribe_only=True, **options)
         try:
             self.wait_for_release(cancelled)
             return dictation.finish()
