@@ -6,6 +6,7 @@ A module of its own (not conftest.py): with several conftest modules in the tree
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -37,6 +38,23 @@ async def wait_ready(test_client, timeout: float = 60.0):
     raise AssertionError("models did not load in time")
 
 
+
+
+def parse_python(source: str, filename: str = "<unknown>", feature_version: tuple[int, int] | None = None):
+    """ast.parse for the tests that read the plugins' and the daemon's sources.
+
+    CPython 3.11 counts the AST constructor's recursion per interpreter, not per thread
+    (gh-106905): while another thread of the test process (Ray's driver, a daemon's) parses
+    too, a valid file can fail with SystemError "AST constructor recursion depth mismatch".
+    That error says nothing about the source, so the parse is tried again; a real syntax
+    error is a SyntaxError and is raised at once."""
+    for attempt in range(5):
+        try:
+            return ast.parse(source, filename=filename, feature_version=feature_version)
+        except SystemError as exc:
+            if "recursion depth mismatch" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.05)
 
 ENDED = ("done", "failed", "cancelled")
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from voicebrush_testing import parse_python
+
 ROOT = Path(__file__).resolve().parents[2]
 INSIDE = Path(__file__).resolve().parent / "inside"
 SPEECH = ROOT / "tests" / "fixtures" / "speech" / "demo_prompt.wav"
@@ -40,7 +42,7 @@ def inner_test_names():
     """Names of the test functions in tests/blender/inside, read without importing them (they need bpy)."""
     names = []
     for path in sorted(INSIDE.glob("test_*.py")):
-        tree = ast.parse(path.read_text())
+        tree = parse_python(path.read_text(), str(path))
         names += ["%s::%s" % (path.stem, node.name) for node in tree.body
                   if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
     return names

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from voicebrush_testing import ROOT
+from voicebrush_testing import ROOT, parse_python
 
 PACKAGE_DIR = ROOT / "daemon" / "voicebrush_daemon"
 COMMANDS = ("serve", "generate", "transcribe", "dictate", "history", "models", "bench")
@@ -28,7 +28,7 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {name: set() for name in files}
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parse_python(path.read_text(), str(path))):
             targets = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from voicebrush_testing import ROOT, free_port
+from voicebrush_testing import ROOT, free_port, parse_python
 
 sys.path.insert(0, str(ROOT / "plugins" / "shared"))
 
@@ -384,7 +384,5 @@ def test_errors_read_as_sentences():
 
 
 def test_client_is_python37_syntax():
-    import ast
-
     source = (ROOT / "plugins" / "shared" / "voicebrush_client.py").read_text()
-    ast.parse(source, feature_version=(3, 7))
+    parse_python(source, feature_version=(3, 7))

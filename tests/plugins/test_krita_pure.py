@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from voicebrush_testing import parse_python
+
 ROOT = Path(__file__).resolve().parents[2]
 KRITA_PLUGIN = ROOT / "plugins" / "krita"
 sys.path.insert(0, str(KRITA_PLUGIN))
@@ -63,12 +65,12 @@ def test_request_options_leave_defaults_to_the_daemon():
 
 def test_plugin_sources_are_python37_syntax():
     for path in (KRITA_PLUGIN / "voicebrush").glob("*.py"):
-        ast.parse(path.read_text(), filename=str(path), feature_version=(3, 7))
+        parse_python(path.read_text(), str(path), feature_version=(3, 7))
 
 
 def test_only_krita_glue_imports_krita():
     for path in (KRITA_PLUGIN / "voicebrush").glob("*.py"):
-        tree = ast.parse(path.read_text())
+        tree = parse_python(path.read_text(), str(path))
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
         if path.name not in ("krita_glue.py", "__init__.py"):
