@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from .. import spoken
 from ..errors import ApiError, InvalidAudio
 from ..imaging.inputs import PictureInputs
 from ..live_audio import AudioTooLong, LiveAudio
@@ -34,7 +33,7 @@ from .events import EventHub
 from .live_transcription import LiveTranscription, SpeechLane
 from .model import CANCELLED, DONE, FAILED, LISTENING, QUEUED, TERMINAL, Job, error_body
 from .store import JobStore, StorageError
-from .worker import JobQueue
+from .worker import JobQueue, take_heard
 
 log = logging.getLogger(__name__)
 
@@ -300,12 +299,7 @@ class Listening:
     def _heard_only(self, take: _Take, transcript: Transcript) -> None:
         """A take for its words: the record and events say what was heard, as a generating
         job's would (transcript, prompt, negative prompt), and it ends done with no image."""
-        job = take.job
-        job.transcript = transcript.text.strip()
-        said = spoken.interpret(job.transcript)
-        job.prompt = take.options.prompt or said.prompt
-        job.negative_prompt = ", ".join(p for p in (take.options.negative_prompt, said.negative_prompt) if p)
-        self.hub.publish(job.id, "transcript", {"id": job.id, "transcript": job.transcript, "prompt": job.prompt, "negative_prompt": job.negative_prompt})
+        take_heard(take.job, transcript, take.options, self.hub.publish)
         self._end(take, DONE, None)
 
     def _abandon(self, take: _Take, status: str, error: dict | None) -> None:

@@ -71,6 +71,17 @@ class _TranscriptionWork:
 _STOP = object()
 
 
+def take_heard(job: Job, heard: Transcript, options: GenerationOptions, publish: Callable[[str, str, dict], None]) -> spoken.SpokenPrompt:
+    """What was heard, into the job: its transcript, and the prompt and negative prompt read
+    from it (a typed prompt overrides the speech; typed and spoken negatives add up); then
+    the `transcript` event. The worker and a listening job's words-only take both end here."""
+    job.transcript = heard.text.strip()
+    said = spoken.interpret(job.transcript)
+    job.prompt = options.prompt or said.prompt
+    job.negative_prompt = ", ".join(p for p in (options.negative_prompt, said.negative_prompt) if p)
+    publish(job.id, "transcript", {"id": job.id, "transcript": job.transcript, "prompt": job.prompt, "negative_prompt": job.negative_prompt})
+    return said
+
 class JobQueue:
     def __init__(
         self,
@@ -503,14 +514,10 @@ class JobQueue:
                     with self.speech_lock:
                         heard = engines.speech.transcribe(work.samples, TranscribeOptions(language=work.language))
                     job.timings["transcribe_s"] = round(time.perf_counter() - started, 4)
-                job.transcript = heard.text.strip()
-                said = spoken.interpret(job.transcript)
-                prompt = options.prompt or said.prompt  # a typed prompt overrides the speech
-                negative = ", ".join(p for p in (options.negative_prompt, said.negative_prompt) if p)
+                said = take_heard(job, heard, options, self._publish)
+                prompt, negative = job.prompt, job.negative_prompt
                 if size is None and said.aspect is not None:
                     size = spoken.size_for_aspect(said.aspect, engines.image.native_size)
-                job.prompt, job.negative_prompt = prompt, negative
-                self._publish(job.id, "transcript", {"id": job.id, "transcript": job.transcript, "prompt": prompt, "negative_prompt": negative})
                 if not prompt:
                     message = "No speech was heard in the recording." if not job.transcript else f"Heard {job.transcript!r}, but nothing to draw."
                     self._finish(job, FAILED, error_body(message, "no_speech"))
