@@ -52,6 +52,28 @@ async def test_health_reports_models_and_queue(client):
     assert body["version"]
 
 
+async def test_a_job_that_reads_finished_is_no_longer_counted_as_running(client, monkeypatch):
+    """Whoever sees a job end (a client polling it, health) sees it off the running count:
+    the worker takes it off before the record turns terminal, not after."""
+    from voicebrush_daemon.jobs.model import TERMINAL
+    from voicebrush_daemon.server.state import JOBS, STORE
+
+    jobs, store = client.app[JOBS], client.app[STORE]
+    running_when_finished = []
+    save = store.save
+
+    def save_and_count(job):
+        if job.status in TERMINAL:  # the record already reads finished to every reader
+            running_when_finished.append(jobs.running)
+        save(job)
+
+    monkeypatch.setattr(store, "save", save_and_count)
+    job = await (await client.post("/v1/jobs", json={"prompt": "a kite", **FAST})).json()
+    assert (await wait_job(client, job["id"]))["status"] == "done"
+    assert running_when_finished == [0]
+    assert (await (await client.get("/v1/health")).json())["queue"]["running"] == 0
+
+
 @pytest.mark.in_process_only  # brings its own (slow) engines
 async def test_health_is_503_while_loading(make_app, aiohttp_client, tiny_engines):
     import threading

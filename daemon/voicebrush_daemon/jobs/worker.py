@@ -484,6 +484,9 @@ class JobQueue:
             log.error("%s", exc)
 
     def _finish(self, job: Job, status: str, error: dict | None = None) -> None:
+        # Off the running count before the record reads finished: whoever sees the end (a
+        # client polling, health) must not still count the job as running.
+        self._running.pop(job.id, None)
         job.status = status
         job.error = error
         job.finished = time.time()
