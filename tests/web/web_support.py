@@ -181,11 +181,17 @@ class Page:
         seen: list[str] = []
         started = time.monotonic()
         deadline = started + WAIT_S
-        while time.monotonic() < deadline:
+        def look() -> None:
             words = self.vb("transcript").text
             if words and (not seen or seen[-1] != words):
                 seen.append(words)
+
+        while time.monotonic() < deadline:
+            look()
             if until() and time.monotonic() - started >= least_s:
+                # Words that came after the look above but before until() read them are still
+                # live words: look once more before letting go.
+                look()
                 return seen
             time.sleep(0.1)
         raise AssertionError(f"{message}; the status line says: {self.status!r}")
