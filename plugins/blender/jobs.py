@@ -386,18 +386,32 @@ class LastResult(object):
 
 
 class Transcription(BackgroundJob):
-    """A recording sent to the daemon's transcription route in a worker thread (transcript only,
-    for the artist to edit before generating)."""
+    """A recording's words, for the artist to edit before generating, in a worker thread.
+
+    With `dictation`, the take that streamed while it was recorded (for its words only), the
+    daemon has heard all of it but the end, so finishing it gives the words at once. Without
+    one, or when the daemon had no streaming, the WAV goes to the transcription route."""
 
     THREAD_NAME = "voicebrush-transcribe"
 
-    def __init__(self, wav, server="", token="", client=None):
+    def __init__(self, wav, server="", token="", client=None, dictation=None):
         super(Transcription, self).__init__(client)
         self.wav = wav
+        self.dictation = dictation
         self._server, self._token = server, token
         self.text = None
 
     def _run(self):
-        self.text = self.connect(self._server, self._token).transcribe(self.wav).strip()
+        dictation = self.dictation
+        if dictation is not None and dictation.streaming:
+            try:
+                text = dictation.finish()
+            finally:
+                dictation.cancel()  # a daemon that predates words-only takes would draw next
+        else:
+            if dictation is not None:
+                dictation.cancel()  # the take was only kept here; the route is the cheaper way
+            text = self.connect(self._server, self._token).transcribe(self.wav)
+        self.text = (text or "").strip()
         if not self.text:
             raise VoicebrushError("nothing heard", code="no_speech")

@@ -367,16 +367,22 @@ class VOICEBRUSH_OT_record(Operator):
         return result
 
     def _start_streaming(self, context, recorder):
-        """When the picture follows the recording, stream the take while it is recorded: the daemon
-        hears it as it is spoken (the panel shows the words live) and draws the moment it ends.
+        """Stream a spoken prompt while it is recorded: the daemon hears it as it is spoken (the
+        panel shows the words live). When the picture follows the recording, it draws the moment
+        the take ends; otherwise the take is for its words only and draws nothing.
 
         The pictures a source needs are taken now, and the seed picked, as Generate would.
         A daemon without streaming gets the whole take at the end (the client's fallback)."""
         self._take = None
-        settings = panel.settings_of(context)
-        if self.target != "PROMPT" or not settings.generate_after_recording:
+        if self.target != "PROMPT":
             return
+        settings = panel.settings_of(context)
         prefs = preferences.preferences(context)
+        if not settings.generate_after_recording:
+            client = Client(prefs.server or None, prefs.token, timeout=jobs.NETWORK_TIMEOUT_S)
+            self._take = client.start_dictation(rate=recorder.sample_rate, transcribe_only=True)
+            recorder.listen(self._take.push)
+            return
         options = panel.generation_options(context)
         options["seed"] = jobs.pick_seed(options["seed"])
         targets = projection.targets(context) if options["placement"] == "PROJECT" else []
@@ -417,7 +423,7 @@ class VOICEBRUSH_OT_record(Operator):
                 return {"CANCELLED"}
             return {"FINISHED"} if result & {"FINISHED", "RUNNING_MODAL"} else {"CANCELLED"}
         # A bad server URL, as any failure, comes back as the transcription's error.
-        transcription = jobs.Transcription(wav, prefs.server, prefs.token)
+        transcription = jobs.Transcription(wav, prefs.server, prefs.token, dictation=take)
         if blocking:
             return self._show_transcript(context, transcription.run())
         self._transcription = transcription.start()

@@ -117,6 +117,26 @@ def test_a_transcription_ends_with_its_text_or_a_readable_error(tiny_daemon):
         assert failed.text is None
 
 
+def test_a_streamed_take_for_its_words_gives_them_at_its_end_and_draws_nothing(tiny_daemon):
+    """The take streamed while it was recorded (transcribe_only): the job finishes it; the
+    daemon's job ends done, with the words the one-shot route hears and no picture."""
+    import wave
+
+    client = load("voicebrush_client").Client(tiny_daemon.url)
+    wav = (ROOT / "tests" / "fixtures" / "speech" / "demo_prompt.wav").read_bytes()
+    with wave.open(str(ROOT / "tests" / "fixtures" / "speech" / "demo_prompt.wav")) as clip:
+        rate, pcm = clip.getframerate(), clip.readframes(clip.getnframes())
+    take = client.start_dictation(rate=rate, transcribe_only=True)
+    assert take.streaming
+    for start in range(0, len(pcm), 6400):
+        take.push(pcm[start:start + 6400])
+    heard = jobs.Transcription(wav, tiny_daemon.url, dictation=take).run()
+    assert heard.stage == "done" and heard.error is None, heard.error
+    record = client.get_job(take.job_id)
+    assert record["status"] == "done" and record["images"] == [], record
+    assert heard.text == record["transcript"].strip() == client.transcribe(wav).strip()
+
+
 def test_last_result_is_reused_only_for_the_same_request():
     cache = jobs.LastResult()
     request = jobs.GenerationRequest(prompt="fox", seed=3)

@@ -124,21 +124,64 @@ def test_sounddevice_is_the_bundled_wheel(addon):
 
 
 def test_push_to_talk_fills_the_transcript(scene, bpy, addon, ui_mode, microphone):
+    """Words only: the take streams while it is held (live words), and the daemon's job for it
+    ends done with the transcript and no picture."""
     settings = scene.scene.voicebrush
     settings.generate_after_recording = False
     assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="PUSH_TO_TALK") == {"RUNNING_MODAL"}
     operator = addon.progress.recording.operator
     assert addon.progress.recording.active
+    take = operator._take
+    assert take is not None and take.streaming, "the words-only take goes up as it is recorded"
     key = operator._key
     assert operator.modal(scene, event(key, "PRESS")) == {"RUNNING_MODAL"}  # key repeat while held
     wait_for_the_whole_clip(operator)
-    # Releasing the key ends the recording; the transcription runs in a worker thread.
+    deadline = time.monotonic() + 60
+    while not take.partial[0] and time.monotonic() < deadline:  # the daemon decodes as the audio comes
+        time.sleep(0.05)
+    assert take.partial[0].strip(), "a partial transcript while the key is still held"
+    # Releasing the key ends the recording; the take's end is awaited in a worker thread.
     assert operator.modal(scene, event(key, "RELEASE")) == {"RUNNING_MODAL"}
     assert addon.progress.recording.transcribing
     assert drive(operator, scene) == {"FINISHED"}
     heard = settings.transcript.lower()
     assert sum(word in heard for word in ("misty", "harbo", "dawn", "wide", "shot")) >= 2, heard
     assert not addon.progress.recording.active
+    record = daemon_client(addon).get_job(take.job_id)
+    assert record["status"] == "done" and record["images"] == [], record
+    assert record["transcript"].strip() == settings.transcript
+
+
+def test_words_only_without_streaming_use_the_transcription_route(scene, bpy, addon, ui_mode, microphone, monkeypatch):
+    """A daemon without streaming: the take is kept here, and its words come from the
+    transcription route, as before; no job is queued to be cancelled."""
+    client_class = addon.voicebrush_client.Client
+    real_call = client_class._call
+    posted_jobs = []
+
+    def older_daemon(self, method, path, body=None, *args, **kwargs):
+        if method == "POST" and path == "/v1/jobs":
+            posted_jobs.append(body)
+            if body and b'"stream_audio"' in body:
+                raise addon.voicebrush_client.VoicebrushError("prompt is required", code="invalid_value", status=400,
+                                                              param="prompt")
+        return real_call(self, method, path, body, *args, **kwargs)
+
+    monkeypatch.setattr(client_class, "_call", older_daemon)
+    settings = scene.scene.voicebrush
+    settings.generate_after_recording = False
+    settings.transcript = ""
+    assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"RUNNING_MODAL"}
+    operator = addon.progress.recording.operator
+    take = operator._take
+    assert take is not None and not take.streaming
+    wait_for_the_whole_clip(operator)
+    assert bpy.ops.voicebrush.record("INVOKE_DEFAULT", mode="TOGGLE") == {"FINISHED"}
+    assert drive(operator, scene) == {"FINISHED"}
+    heard = settings.transcript.lower()
+    assert sum(word in heard for word in ("misty", "harbo", "dawn", "wide", "shot")) >= 2, heard
+    assert len(posted_jobs) == 1, "only the refused streaming job was posted"
+    assert take.job_id is None
 
 
 def test_toggle_recording_streams_then_generates(scene, bpy, addon, ui_mode, microphone, monkeypatch):
