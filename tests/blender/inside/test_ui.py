@@ -97,7 +97,19 @@ def microphone(scene, addon):
     prefs = bpy_prefs(scene)
     prefs.input_device = "filemic"
     prefs.max_recording_seconds = 6.0  # the clip is 5.2 s; the file device then gives silence
-    return prefs
+    yield prefs
+    # A check that failed mid-take left the recorder open: PortAudio's thread would go on
+    # calling into it and take the whole Blender process down with the other checks' reports.
+    try:
+        operator = addon.progress.recording.operator
+        recorder, take = getattr(operator, "_recorder", None), getattr(operator, "_take", None)
+    except ReferenceError:  # the operator's Blender side is gone, and its recorder with it
+        recorder = take = None
+    if recorder is not None:
+        recorder.stop()
+    if take is not None:
+        take.cancel()
+    addon.progress.recording.__init__()
 
 
 def wait_for_the_whole_clip(operator):
