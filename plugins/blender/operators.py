@@ -376,12 +376,12 @@ class VOICEBRUSH_OT_record(Operator):
         self._take = None
         if self.target != "PROMPT":
             return
-        settings = panel.settings_of(context)
         prefs = preferences.preferences(context)
-        if not settings.generate_after_recording:
-            client = Client(prefs.server or None, prefs.token, timeout=jobs.NETWORK_TIMEOUT_S)
-            self._take = client.start_dictation(rate=recorder.sample_rate, transcribe_only=True)
-            recorder.listen(self._take.push)
+        client = Client(prefs.server or None, prefs.token, timeout=jobs.NETWORK_TIMEOUT_S)
+        if not panel.settings_of(context).generate_after_recording:
+            take = client.start_dictation(rate=recorder.sample_rate, transcribe_only=True)
+            recorder.listen(take.push)
+            self._take = take
             return
         options = panel.generation_options(context)
         options["seed"] = jobs.pick_seed(options["seed"])
@@ -392,7 +392,6 @@ class VOICEBRUSH_OT_record(Operator):
         request = jobs.GenerationRequest(negative_prompt=options["negative_prompt"].strip(), seed=options["seed"],
                                          steps=options["steps"], size=size, source=options["source"],
                                          strength=options["strength"])
-        client = Client(prefs.server or None, prefs.token, timeout=jobs.NETWORK_TIMEOUT_S)
         take = client.start_dictation(rate=recorder.sample_rate, **dict(request.options(), **pictures))
         recorder.listen(take.push)
         self._take, self._take_options = take, dict(options, size=size)
